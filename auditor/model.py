@@ -1,0 +1,229 @@
+"""Plain, immutable data shared by every layer: descriptors, platforms, graph nodes, verdicts.
+
+Everything here is keyed by digest where it can be: content-addressed results can be cached
+and compared across runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+
+def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class Platform:
+    """An OCI platform; ``str()`` gives ``os/architecture[/variant]``."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+
+    def __str__(self) -> str:
+        parts = [self.os, self.architecture]
+        if self.variant:
+            parts.append(self.variant)
+        return "/".join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]``; raises ValueError on anything else."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"platform {text!r} is not os/architecture[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+    def normalized(self) -> Platform:
+        """Canonical form for comparisons: arm64 means arm64/v8, arm means arm/v7, amd64 v1 is amd64."""
+        arch, variant = self.architecture.lower(), (self.variant or "").lower() or None
+        if arch == "aarch64":
+            arch = "arm64"
+        if arch in ("x86_64", "x86-64"):
+            arch = "amd64"
+        if arch == "arm64" and variant is None:
+            variant = "v8"
+        elif arch == "arm" and variant is None:
+            variant = "v7"
+        elif arch == "amd64" and variant == "v1":
+            variant = None
+        return Platform(self.os.lower(), arch, variant)
+
+    @property
+    def is_unknown(self) -> bool:
+        return self.os == "unknown" and self.architecture == "unknown"
+
+
+@dataclass(frozen=True, eq=False)
+class Descriptor:
+    """An OCI content descriptor (annotations are a read-only mapping)."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=lambda: _frozen_map(None))
+    platform: Platform | None = None
+    artifact_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.annotations, MappingProxyType):
+            object.__setattr__(self, "annotations", _frozen_map(self.annotations))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Descriptor):
+            return NotImplemented
+        return (
+            self.media_type == other.media_type
+            and self.digest == other.digest
+            and self.size == other.size
+            and dict(self.annotations) == dict(other.annotations)
+            and self.platform == other.platform
+            and self.artifact_type == other.artifact_type
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.media_type, self.digest, self.size))
+
+
+class NodeKind(StrEnum):
+    INDEX = "index"
+    PLATFORM = "platform"
+    ATTESTATION = "attestation"
+    MANIFEST = "manifest"
+
+
+class NodeStatus(StrEnum):
+    """Per-node verdict words; reports, metrics and alerts share them."""
+
+    SIGNED = "signed"
+    UNSIGNED = "unsigned"
+    INVALID = "invalid"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    UNVERIFIED = "unverified"
+
+
+class SignatureStatus(StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    ERROR = "error"
+    UNVERIFIED = "unverified"
+    SKIPPED = "skipped"
+
+
+class TargetStatus(StrEnum):
+    COMPLIANT = "compliant"
+    NONCOMPLIANT = "noncompliant"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class OtherReferrer:
+    """A referrer that is not a Notary signature (cosign, SBOM, ...), kept for later."""
+
+    digest: str
+    artifact_type: str | None
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One manifest in an image's graph, as crawled; no verdict yet.
+
+    ``signatures`` are the Notary signature manifests that refer to this node.
+    ``error`` is set when the node could not be loaded or a guard tripped on it.
+    """
+
+    digest: str
+    media_type: str
+    size: int
+    kind: NodeKind
+    platform: Platform | None = None
+    parent: str | None = None
+    depth: int = 0
+    signatures: tuple[Descriptor, ...] = ()
+    other_referrers: tuple[OtherReferrer, ...] = ()
+    attestation_for: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageGraph:
+    """tag -> index -> platform manifests / attestations, in crawl order (parents first)."""
+
+    reference: str
+    root: str
+    nodes: tuple[GraphNode, ...]
+
+    def node(self, digest: str) -> GraphNode:
+        for n in self.nodes:
+            if n.digest == digest:
+                return n
+        raise KeyError(digest)
+
+    def children(self, digest: str) -> tuple[GraphNode, ...]:
+        return tuple(n for n in self.nodes if n.parent == digest)
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    """The verdict on one signature artifact attached to one node."""
+
+    digest: str
+    format: str
+    status: SignatureStatus
+    reason: str
+    failed_validation: str | None = None
+    warnings: tuple[str, ...] = ()
+    signer: str | None = None
+    signing_time: datetime | None = None
+    expiry: datetime | None = None
+    timestamped: bool = False
+
+
+@dataclass(frozen=True)
+class NodeVerdict:
+    """A graph node with its signatures verified and its status decided."""
+
+    node: GraphNode
+    status: NodeStatus
+    reason: str
+    signatures: tuple[SignatureResult, ...] = ()
+    required: bool = True
+    covered_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a person must act on, attached to a target (and a node when there is one)."""
+
+    kind: str
+    message: str
+    rule: str
+    node: str | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """The audit of one reference: its nodes' verdicts and its overall status."""
+
+    reference: str
+    digest: str | None
+    media_type: str | None
+    status: TargetStatus
+    nodes: tuple[NodeVerdict, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    rule: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    generated_at: datetime
+    targets: tuple[TargetResult, ...]
