@@ -1,0 +1,277 @@
+"""The config file: pydantic models, and loading that reports every problem at once with its path.
+
+Secrets are never written in the file itself in clear unless the user insists: ``*_env`` keys name
+environment variables, which are read at load time and held as ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from auditor.errors import ConfigError
+from auditor.model import Platform
+from auditor.oci.reference import LOOPBACK_HOSTS
+
+DEFAULT_CONFIG_NAME = "auditor.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TagFilter(_Strict):
+    """Which tags of a repository to audit: globs, newest-first order is not known, so ``limit`` is
+    applied after sorting tags by name (stable, reproducible)."""
+
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+    limit: int = Field(default=50, ge=1, le=10_000)
+
+
+class AuthConfig(_Strict):
+    """Registry credentials. Exactly one way: username+password(_env), token(_env), docker_config."""
+
+    username: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = None
+    token: SecretStr | None = None
+    token_env: str | None = None
+    docker_config: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_method(self) -> AuthConfig:
+        has_password = self.password is not None or self.password_env is not None
+        has_token = self.token is not None or self.token_env is not None
+        methods = [has_password or self.username is not None, has_token, self.docker_config]
+        if sum(bool(m) for m in methods) > 1:
+            raise ValueError("choose one of username/password, token, docker_config")
+        if has_password and not self.username:
+            raise ValueError("password needs a username")
+        if self.username and not has_password:
+            raise ValueError("username needs password or password_env")
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("give password or password_env, not both")
+        if self.token is not None and self.token_env is not None:
+            raise ValueError("give token or token_env, not both")
+        return self
+
+    def resolve(self, env: Mapping[str, str], where: str) -> ResolvedAuth:
+        """Read ``*_env`` variables now, so a missing one is a config error, not a 401 later."""
+
+        def read(name: str, key: str) -> SecretStr:
+            value = env.get(name)
+            if not value:
+                raise ConfigError(f"{where}.{key}: environment variable {name} is not set")
+            return SecretStr(value)
+
+        password = self.password
+        if self.password_env:
+            password = read(self.password_env, "password_env")
+        token = self.token
+        if self.token_env:
+            token = read(self.token_env, "token_env")
+        return ResolvedAuth(
+            username=self.username,
+            password=password,
+            token=token,
+            docker_config=self.docker_config,
+        )
+
+
+class ResolvedAuth(_Strict):
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    docker_config: Path | None = None
+
+
+class RegistryConfig(_Strict):
+    url: str
+    repositories: list[str] = Field(min_length=1)
+    tags: TagFilter = Field(default_factory=TagFilter)
+    auth: AuthConfig | None = None
+    insecure: bool = False
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value if "://" in value else f"https://{value}")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http(s) registry URL")
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"{value!r}: give the registry host only, without a path")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @model_validator(mode="after")
+    def _plain_http_needs_insecure(self) -> RegistryConfig:
+        parts = urlsplit(self.url)
+        host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.startswith("[") else (
+            parts.netloc[: parts.netloc.index("]") + 1]
+        )
+        if parts.scheme == "http" and host not in LOOPBACK_HOSTS and not self.insecure:
+            raise ValueError(f"plain http to {parts.netloc} needs insecure: true")
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def use_http(self) -> bool:
+        return urlsplit(self.url).scheme == "http"
+
+
+class LayoutConfig(_Strict):
+    """An OCI image layout directory (or .tar) on disk to audit, as a second source."""
+
+    path: Path
+    tags: TagFilter = Field(default_factory=TagFilter)
+
+
+class TrustConfig(_Strict):
+    """Notation trust policy and trust store; unset means notation's own config directory."""
+
+    policy: Path | None = None
+    store: Path | None = None
+    revocation_cache: Path | None = None
+    revocation_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class CoverageRuleConfig(_Strict):
+    scope: str = Field(min_length=1)
+    require: Literal["index", "platforms", "both", "either"] = "both"
+    platforms: list[str] | None = None
+    attestations: Literal["ignore", "require"] = "ignore"
+
+    @field_validator("platforms")
+    @classmethod
+    def _check_platforms(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or []:
+            Platform.parse(text)
+        return value
+
+
+class LimitsConfig(_Strict):
+    max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_envelope_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_depth: int = Field(default=8, ge=1, le=32)
+    max_children: int = Field(default=1000, ge=1, le=100_000)
+    max_referrers: int = Field(default=1000, ge=1, le=100_000)
+    max_signatures_per_node: int = Field(default=100, ge=1, le=10_000)
+    concurrency_per_registry: int = Field(default=8, ge=1, le=128)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class AuditorConfig(_Strict):
+    registries: list[RegistryConfig] = Field(default_factory=list)
+    layouts: list[LayoutConfig] = Field(default_factory=list)
+    trust: TrustConfig | None = None
+    coverage: list[CoverageRuleConfig] = Field(default_factory=list)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    def registry_for(self, host: str) -> RegistryConfig | None:
+        for registry in self.registries:
+            if registry.host == host:
+                return registry
+        return None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> list[str]:
+    """One line per problem: ``FILE: registries[0].tags.limit: message``."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {_location(loc)}: {message}")
+    return lines
+
+
+def parse_config(data: Any, source: str) -> AuditorConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return AuditorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(format_validation_error(exc, source))) from None
+
+
+def load_config(path: Path | None, *, cwd: Path | None = None) -> tuple[AuditorConfig, Path | None]:
+    """Load ``path``, or ``./auditor.yaml`` when present, or an empty config.
+
+    Returns the config and the file it came from (None when defaulted).
+    """
+    if path is None:
+        candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+        if not candidate.is_file():
+            return AuditorConfig(), None
+        path = candidate
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    config = parse_config(data, str(path))
+    return _relative_to(config, path.parent), path
+
+
+def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
+    """Paths in a config file are relative to the file, not to wherever the CLI runs."""
+
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    trust = config.trust
+    if trust is not None:
+        trust = trust.model_copy(
+            update={
+                "policy": fix(trust.policy) or trust.policy,
+                "store": fix(trust.store) or trust.store,
+                "revocation_cache": fix(trust.revocation_cache) or trust.revocation_cache,
+            }
+        )
+    layouts = [lay.model_copy(update={"path": fix(lay.path) or lay.path}) for lay in config.layouts]
+    registries = []
+    for reg in config.registries:
+        update: dict[str, Any] = {"ca_file": fix(reg.ca_file) or reg.ca_file}
+        if reg.auth is not None and reg.auth.docker_config is not None:
+            update["auth"] = reg.auth.model_copy(
+                update={"docker_config": fix(reg.auth.docker_config) or reg.auth.docker_config}
+            )
+        registries.append(reg.model_copy(update=update))
+    return config.model_copy(update={"trust": trust, "layouts": layouts, "registries": registries})
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment; a seam so tests pass their own mapping."""
+    return os.environ
