@@ -1,0 +1,174 @@
+"""Fetch everything one image's graph needs into a Snapshot, through any ManifestSource.
+
+Breadth-first, one level at a time, so every digest is first reached at its shallowest depth
+and the result does not depend on which request finished first. A failure below the root is
+recorded against its digest and the crawl goes on; only a root that cannot be fetched fails
+the whole target (there is nothing to audit without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from auditor.errors import AuditorError
+from auditor.model import Descriptor
+from auditor.oci.graph import (
+    GraphLimits,
+    children_limit_message,
+    depth_limit_message,
+    referrers_limit_message,
+    unique_children,
+)
+from auditor.oci.manifest import ImageIndex
+from auditor.oci.snapshot import Snapshot
+from auditor.source import FetchedManifest, ManifestSource
+
+DEFAULT_CONCURRENCY = 8
+T = TypeVar("T")
+
+
+@dataclass
+class _State:
+    source: ManifestSource
+    repository: str
+    limits: GraphLimits
+    semaphore: asyncio.Semaphore
+    manifests: dict[str, FetchedManifest]
+    referrers: dict[str, tuple[Descriptor, ...]]
+    errors: dict[str, list[str]]
+
+    def fail(self, digest: str, message: str) -> None:
+        messages = self.errors.setdefault(digest, [])
+        if message not in messages:
+            messages.append(message)
+
+    async def bounded(self, job: Awaitable[T]) -> T:
+        async with self.semaphore:
+            return await job
+
+
+async def crawl(
+    source: ManifestSource,
+    repository: str,
+    reference: str,
+    *,
+    display: str,
+    limits: GraphLimits | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> Snapshot:
+    """Root (tag or digest), every index child recursively, and the referrers of every node.
+
+    Raises the source's AuditorError when the root itself cannot be fetched.
+    """
+    limits = limits or GraphLimits()
+    state = _State(
+        source=source,
+        repository=repository,
+        limits=limits,
+        semaphore=asyncio.Semaphore(max(1, concurrency)),
+        manifests={},
+        referrers={},
+        errors={},
+    )
+    root = await state.bounded(source.get_manifest(repository, reference))
+    root_digest = root.descriptor.digest
+    state.manifests[root_digest] = root
+    claimed = {root_digest}
+    level: list[tuple[str, Descriptor | None, int]] = [(root_digest, None, 0)]
+    while level:
+        await asyncio.gather(
+            *(_fetch_child(state, desc) for _, desc, _ in level if desc is not None)
+        )
+        await asyncio.gather(
+            *(_fetch_referrers(state, d) for d, _, _ in level if d in state.manifests)
+        )
+        next_level: list[tuple[str, Descriptor | None, int]] = []
+        for digest, _, depth in level:
+            for child in _children_to_follow(state, digest, depth):
+                if child.digest not in claimed:
+                    claimed.add(child.digest)
+                    next_level.append((child.digest, child, depth + 1))
+        level = next_level
+    return Snapshot(
+        reference=display,
+        root=root_digest,
+        manifests=state.manifests,
+        referrers=state.referrers,
+        errors={d: tuple(m) for d, m in state.errors.items()},
+    )
+
+
+def _children_to_follow(state: _State, digest: str, depth: int) -> list[Descriptor]:
+    """An index's children, unless a guard trips on it (then the guard is recorded instead)."""
+    fetched = state.manifests.get(digest)
+    if fetched is None or not isinstance(fetched.manifest, ImageIndex):
+        return []
+    children = unique_children(fetched.manifest)
+    if depth >= state.limits.max_depth:
+        state.fail(digest, depth_limit_message(digest, state.limits))
+        return []
+    if len(children) > state.limits.max_children:
+        state.fail(digest, children_limit_message(digest, len(children), state.limits))
+        return []
+    return children
+
+
+async def _fetch_child(state: _State, desc: Descriptor) -> None:
+    try:
+        fetched = await state.bounded(state.source.get_manifest(state.repository, desc.digest))
+    except AuditorError as exc:
+        state.fail(desc.digest, str(exc))
+        return
+    if fetched.descriptor.digest != desc.digest:
+        state.fail(
+            desc.digest,
+            f"{state.source.name}: asked for {desc.digest}, got {fetched.descriptor.digest}",
+        )
+        return
+    if fetched.descriptor.size != desc.size:
+        state.fail(
+            desc.digest,
+            f"manifest {desc.digest} is {fetched.descriptor.size} bytes, "
+            f"its index descriptor says {desc.size}",
+        )
+    state.manifests[desc.digest] = fetched
+
+
+async def _fetch_referrers(state: _State, digest: str) -> None:
+    try:
+        found = await state.bounded(state.source.get_referrers(state.repository, digest))
+    except AuditorError as exc:
+        state.fail(digest, f"referrers of {digest}: {exc}")
+        return
+    if len(found) > state.limits.max_referrers:
+        state.fail(digest, referrers_limit_message(digest, len(found), state.limits))
+        state.referrers[digest] = ()
+        return
+    resolved = await asyncio.gather(*(_with_artifact_type(state, digest, d) for d in found))
+    state.referrers[digest] = tuple(resolved)
+
+
+async def _with_artifact_type(state: _State, subject: str, desc: Descriptor) -> Descriptor:
+    """Fill in a referrer's missing artifactType from its manifest, so no signature hides.
+
+    Some fallback tag indexes omit artifactType; without it a Notary signature would pass
+    for an "other referrer" and the node would look unsigned instead of unchecked.
+    """
+    if desc.artifact_type is not None:
+        return desc
+    try:
+        fetched = await state.bounded(state.source.get_manifest(state.repository, desc.digest))
+    except AuditorError as exc:
+        state.fail(subject, f"referrer {desc.digest} of {subject}: {exc}")
+        return desc
+    return Descriptor(
+        media_type=desc.media_type,
+        digest=desc.digest,
+        size=desc.size,
+        annotations=desc.annotations,
+        platform=desc.platform,
+        artifact_type=fetched.manifest.effective_artifact_type,
+    )

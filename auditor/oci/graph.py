@@ -1,0 +1,251 @@
+"""Build an image's graph (index -> platforms / attestations, with referrers) from a Snapshot.
+
+Pure: no I/O. The crawler decides what to fetch; this module decides what each node *is*.
+Guards are applied here too, with the same messages the crawler records, so a hand-made or
+replayed snapshot can never make the builder loop or grow without bound.
+
+Order: breadth-first from the root (parents before children; children in index order), each
+digest once, where it is first reached. Referrers are deduplicated and sorted by digest, so
+the same image gives the same node list whichever source (registry or layout) it came from.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from auditor.model import Descriptor, GraphNode, ImageGraph, NodeKind, OtherReferrer, Platform
+from auditor.oci import mediatypes as mt
+from auditor.oci.manifest import ImageIndex
+from auditor.oci.snapshot import Snapshot
+
+__all__ = [
+    "GraphLimits",
+    "Snapshot",
+    "build_graph",
+    "children_limit_message",
+    "depth_limit_message",
+    "is_notary_signature",
+    "referrers_limit_message",
+    "split_referrers",
+    "unique_children",
+]
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """Bounds that keep a hostile or broken image from exhausting the auditor.
+
+    ``max_depth``: indexes may nest this many levels (the root index is level 1).
+    """
+
+    max_depth: int = 8
+    max_children: int = 1000
+    max_referrers: int = 1000
+
+
+def depth_limit_message(digest: str, limits: GraphLimits) -> str:
+    return f"index {digest} nests deeper than {limits.max_depth} index levels; children not read"
+
+
+def children_limit_message(digest: str, count: int, limits: GraphLimits) -> str:
+    return (
+        f"index {digest} lists {count} manifests, more than the limit of "
+        f"{limits.max_children}; children not read"
+    )
+
+
+def referrers_limit_message(digest: str, count: int, limits: GraphLimits) -> str:
+    return (
+        f"manifest {digest} has {count} referrers, more than the limit of "
+        f"{limits.max_referrers}; referrers not read"
+    )
+
+
+def cycle_message(digest: str, child: str) -> str:
+    return f"index {digest} lists {child}, which leads back to it (cycle); not followed"
+
+
+def is_notary_signature(descriptor: Descriptor) -> bool:
+    return descriptor.artifact_type == mt.NOTARY_SIGNATURE
+
+
+def unique_children(index: ImageIndex) -> list[Descriptor]:
+    """An index's entries, first occurrence of each digest kept, in index order."""
+    seen: set[str] = set()
+    out: list[Descriptor] = []
+    for desc in index.manifests:
+        if desc.digest not in seen:
+            seen.add(desc.digest)
+            out.append(desc)
+    return out
+
+
+def split_referrers(
+    referrers: Iterable[Descriptor],
+) -> tuple[tuple[Descriptor, ...], tuple[OtherReferrer, ...]]:
+    """(Notary signatures, everything else), each deduplicated by digest and sorted by digest."""
+    by_digest: dict[str, Descriptor] = {}
+    for desc in referrers:
+        known = by_digest.get(desc.digest)
+        if known is None or (known.artifact_type is None and desc.artifact_type is not None):
+            by_digest[desc.digest] = desc
+    ordered = [by_digest[d] for d in sorted(by_digest)]
+    signatures = tuple(d for d in ordered if is_notary_signature(d))
+    others = tuple(
+        OtherReferrer(d.digest, d.artifact_type) for d in ordered if not is_notary_signature(d)
+    )
+    return signatures, others
+
+
+@dataclass
+class _Pending:
+    digest: str
+    parent: str | None
+    depth: int
+    descriptor: Descriptor | None
+    inherited: Platform | None
+
+
+def build_graph(
+    snapshot: Snapshot, display_reference: str, limits: GraphLimits | None = None
+) -> ImageGraph:
+    """The nodes of ``snapshot`` in breadth-first order, each with kind, platform and referrers."""
+    limits = limits or GraphLimits()
+    errors: dict[str, list[str]] = {d: list(m) for d, m in snapshot.errors.items()}
+    edges: dict[str, list[str]] = {}
+    nodes: list[GraphNode] = []
+    claimed = {snapshot.root}
+    queue = deque([_Pending(snapshot.root, None, 0, None, None)])
+    while queue:
+        item = queue.popleft()
+        fetched = snapshot.manifests.get(item.digest)
+        manifest = fetched.manifest if fetched else None
+        desc = item.descriptor
+        if fetched is None and not errors.get(item.digest):
+            _add(errors, item.digest, f"manifest {item.digest} was not fetched")
+        is_index = isinstance(manifest, ImageIndex) or (
+            manifest is None and desc is not None and desc.media_type in mt.INDEX_TYPES
+        )
+        kind = _kind(item, is_index)
+        platform = (desc.platform if desc else None) or item.inherited
+        if kind is NodeKind.ATTESTATION and desc is not None:
+            platform = desc.platform
+        attestation_for = (
+            desc.annotations.get(mt.ANNOTATION_REFERENCE_DIGEST)
+            if kind is NodeKind.ATTESTATION and desc is not None
+            else None
+        )
+        if isinstance(manifest, ImageIndex):
+            children = unique_children(manifest)
+            if item.depth >= limits.max_depth:
+                _add(errors, item.digest, depth_limit_message(item.digest, limits))
+            elif len(children) > limits.max_children:
+                _add(
+                    errors,
+                    item.digest,
+                    children_limit_message(item.digest, len(children), limits),
+                )
+            else:
+                edges[item.digest] = [c.digest for c in children]
+                for child in children:
+                    if child.digest in claimed:
+                        continue
+                    claimed.add(child.digest)
+                    queue.append(
+                        _Pending(child.digest, item.digest, item.depth + 1, child, platform)
+                    )
+        referrers: Sequence[Descriptor] = snapshot.referrers.get(item.digest, ())
+        if len(referrers) > limits.max_referrers:
+            _add(
+                errors,
+                item.digest,
+                referrers_limit_message(item.digest, len(referrers), limits),
+            )
+            referrers = ()
+        signatures, others = split_referrers(referrers)
+        nodes.append(
+            GraphNode(
+                digest=item.digest,
+                media_type=(
+                    manifest.media_type
+                    if manifest is not None
+                    else (desc.media_type if desc else "")
+                ),
+                size=fetched.descriptor.size if fetched else (desc.size if desc else 0),
+                kind=kind,
+                platform=platform,
+                parent=item.parent,
+                depth=item.depth,
+                signatures=signatures,
+                other_referrers=others,
+                attestation_for=attestation_for,
+            )
+        )
+    for source, target in _back_edges(snapshot.root, edges):
+        _add(errors, source, cycle_message(source, target))
+    final = tuple(_with_error(n, errors.get(n.digest)) for n in nodes)
+    return ImageGraph(reference=display_reference, root=snapshot.root, nodes=final)
+
+
+def _kind(item: _Pending, is_index: bool) -> NodeKind:
+    if is_index:
+        return NodeKind.INDEX
+    if item.parent is None:
+        return NodeKind.MANIFEST
+    desc = item.descriptor
+    if (
+        desc is not None
+        and desc.annotations.get(mt.ANNOTATION_REFERENCE_TYPE) == mt.ATTESTATION_MANIFEST
+    ):
+        return NodeKind.ATTESTATION
+    return NodeKind.PLATFORM
+
+
+def _add(errors: dict[str, list[str]], digest: str, message: str) -> None:
+    messages = errors.setdefault(digest, [])
+    if message not in messages:
+        messages.append(message)
+
+
+def _with_error(node: GraphNode, messages: Sequence[str] | None) -> GraphNode:
+    if not messages:
+        return node
+    return GraphNode(
+        digest=node.digest,
+        media_type=node.media_type,
+        size=node.size,
+        kind=node.kind,
+        platform=node.platform,
+        parent=node.parent,
+        depth=node.depth,
+        signatures=node.signatures,
+        other_referrers=node.other_referrers,
+        attestation_for=node.attestation_for,
+        error="; ".join(messages),
+    )
+
+
+def _back_edges(root: str, edges: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """Edges that point to an ancestor on the current depth-first path: each one closes a cycle."""
+    found: list[tuple[str, str]] = []
+    on_path: set[str] = {root}
+    done: set[str] = set()
+    stack: list[tuple[str, int]] = [(root, 0)]
+    while stack:
+        digest, position = stack[-1]
+        children = edges.get(digest, ())
+        if position >= len(children):
+            stack.pop()
+            on_path.discard(digest)
+            done.add(digest)
+            continue
+        stack[-1] = (digest, position + 1)
+        child = children[position]
+        if child in on_path:
+            found.append((digest, child))
+        elif child not in done:
+            on_path.add(child)
+            stack.append((child, 0))
+    return found

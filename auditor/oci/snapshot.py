@@ -1,0 +1,41 @@
+"""What a crawl saw, keyed by digest: the hand-off from the I/O crawler to the pure graph builder.
+
+Keeping it content-addressed means the builder needs no source at all, and a snapshot can be
+replayed in tests exactly as crawled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+from auditor.model import Descriptor
+from auditor.source import FetchedManifest
+
+V = TypeVar("V")
+
+
+def _frozen(value: Mapping[str, V] | None) -> Mapping[str, V]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The root digest, every manifest fetched, every node's referrers and every error.
+
+    ``errors`` holds, per digest, the one-line reasons it could not be fetched or a guard
+    tripped on it (a node can have several: its referrers failed and its index is too wide).
+    """
+
+    reference: str
+    root: str
+    manifests: Mapping[str, FetchedManifest] = field(default_factory=dict)
+    referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
+    errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "manifests", _frozen(self.manifests))
+        object.__setattr__(self, "referrers", _frozen(self.referrers))
+        object.__setattr__(self, "errors", _frozen(self.errors))
