@@ -1,0 +1,34 @@
+"""Report formats: an AuditReport in, text out (pure; the CLI writes it where asked).
+
+Formats are picked by the ``Format`` enum; ``render`` handles every member (mypy checks it
+with ``assert_never`` and a test renders each one), so a new format cannot be half-wired.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import assert_never
+
+from auditor.formats import json as json_format
+from auditor.formats import sarif as sarif_format
+from auditor.formats import table as table_format
+from auditor.model import AuditReport
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+def render(report: AuditReport, fmt: Format, *, quiet: bool = False, color: bool = False) -> str:
+    """Render ``report``; ``quiet`` and ``color`` only shape the table."""
+    match fmt:
+        case Format.TABLE:
+            return table_format.render(report, quiet=quiet, color=color)
+        case Format.JSON:
+            return json_format.render(report)
+        case Format.SARIF:
+            return sarif_format.render(report)
+        case _:
+            assert_never(fmt)
