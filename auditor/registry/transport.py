@@ -203,7 +203,8 @@ class RegistryTransport:
                     if url.scheme not in ("http", "https"):
                         raise RegistryError(f"{what}: redirect to unsupported URL scheme")
                     continue
-                body = await _read_limited(response, limit, what)
+                # HEAD announces the resource's length but carries no body.
+                body = b"" if method == "HEAD" else await _read_limited(response, limit, what)
                 return Reply(response.status_code, response.headers, body, url)
             finally:
                 await response.aclose()
