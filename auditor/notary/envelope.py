@@ -1,0 +1,258 @@
+"""Parse a Notary Project signature envelope (JWS or COSE) into the shared ``Envelope``.
+
+The format modules (jws.py, cose.py) only undo the encoding and hand back a ``Decoded``; the
+Notary Project rules that are the same for both formats live here, once: allowed algorithms,
+content type, signing scheme and its time attributes, critical headers, chain bounds and the
+payload. Every failure is a one-line ``VerificationError`` starting ``integrity:`` because
+notation reports a malformed envelope as an integrity failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+
+from auditor.errors import VerificationError
+from auditor.notary.crypto import ALGORITHMS
+from auditor.notary.types import Envelope, SigningScheme, TargetArtifact
+
+JWS_MEDIA_TYPE = "application/jose+json"
+COSE_MEDIA_TYPE = "application/cose"
+PAYLOAD_CONTENT_TYPE = "application/vnd.cncf.notary.payload.v1+json"
+SIGNATURE_ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
+
+H_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+H_SIGNING_TIME = "io.cncf.notary.signingTime"
+H_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
+H_EXPIRY = "io.cncf.notary.expiry"
+H_VERIFICATION_PLUGIN = "io.cncf.notary.verificationPlugin"
+H_VERIFICATION_PLUGIN_MIN_VERSION = "io.cncf.notary.verificationPluginMinVersion"
+H_SIGNING_AGENT = "io.cncf.notary.signingAgent"
+H_TIMESTAMP_SIGNATURE = "io.cncf.notary.timestampSignature"
+
+DEFAULT_MAX_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_CHAIN = 10
+
+# Critical headers this implementation understands and processes.
+_UNDERSTOOD_CRITICAL = {H_SIGNING_SCHEME, H_SIGNING_TIME, H_AUTHENTIC_SIGNING_TIME, H_EXPIRY}
+_PLUGIN_HEADERS = {H_VERIFICATION_PLUGIN, H_VERIFICATION_PLUGIN_MIN_VERSION}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a format decoder found, before the Notary Project rules are applied.
+
+    ``extended`` holds the protected header entries that are not standard Notary headers
+    (their keys are strings, or ints for COSE labels); ``critical`` is the raw ``crit`` list.
+    """
+
+    media_type: str
+    format: str
+    algorithm: str
+    critical: tuple[str | int, ...]
+    content_type: str | None
+    signing_scheme: str | None
+    signing_time: datetime | None
+    authentic_signing_time: datetime | None
+    expiry: datetime | None
+    extended: Mapping[str | int, Any]
+    payload: bytes
+    signature: bytes
+    signed_bytes: bytes
+    chain_der: tuple[bytes, ...]
+    signing_agent: str | None
+    timestamp_token: bytes | None
+    present: frozenset[str | int] = field(default_factory=frozenset)  # protected header keys
+
+
+def malformed(fmt: str, detail: str) -> VerificationError:
+    """The error for an envelope that is not what its media type says."""
+    return VerificationError(f"integrity: malformed {fmt} envelope: {detail}")
+
+
+def parse_envelope(
+    media_type: str,
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_chain: int = DEFAULT_MAX_CHAIN,
+) -> Envelope:
+    """Decode and validate an envelope blob; integrity itself is ``crypto.verify_integrity``."""
+    # Imported here: the format decoders build on this module's constants and ``Decoded``.
+    from auditor.notary import cose, jws
+
+    if len(data) > max_bytes:
+        raise VerificationError(
+            f"integrity: envelope is {len(data)} bytes, over the {max_bytes}-byte limit"
+        )
+    if media_type == JWS_MEDIA_TYPE:
+        decoded = jws.decode(data, max_chain=max_chain)
+    elif media_type == COSE_MEDIA_TYPE:
+        decoded = cose.decode(data, max_chain=max_chain)
+    else:
+        raise VerificationError(
+            f"integrity: unsupported signature envelope media type {media_type!r}"
+        )
+    return finish(decoded, max_chain=max_chain)
+
+
+def finish(decoded: Decoded, *, max_chain: int = DEFAULT_MAX_CHAIN) -> Envelope:
+    """Apply the format-independent Notary Project rules and build the ``Envelope``."""
+    fmt = decoded.format.removeprefix("notation/").upper()
+    if decoded.algorithm not in ALGORITHMS:
+        raise VerificationError(
+            f"integrity: signature algorithm {decoded.algorithm!r} is not allowed "
+            f"(allowed: {', '.join(ALGORITHMS)})"
+        )
+    if decoded.content_type != PAYLOAD_CONTENT_TYPE:
+        raise VerificationError(
+            f"integrity: payload content type {decoded.content_type!r} is not "
+            f"{PAYLOAD_CONTENT_TYPE}"
+        )
+    scheme = _signing_scheme(decoded.signing_scheme)
+    _check_times(decoded, scheme)
+    _check_critical(decoded, scheme)
+    chain = _load_chain(fmt, decoded.chain_der, max_chain)
+    if not decoded.signature:
+        raise malformed(fmt, "signature is empty")
+    target = parse_payload(decoded.payload)
+    return Envelope(
+        media_type=decoded.media_type,
+        format=decoded.format,
+        payload=decoded.payload,
+        payload_content_type=decoded.content_type,
+        target=target,
+        signing_scheme=scheme,
+        algorithm=decoded.algorithm,
+        certificate_chain=chain,
+        signing_time=decoded.signing_time,
+        authentic_signing_time=decoded.authentic_signing_time,
+        expiry=decoded.expiry,
+        critical_headers=tuple(str(c) for c in decoded.critical),
+        signing_agent=decoded.signing_agent,
+        timestamp_token=decoded.timestamp_token,
+        signature=decoded.signature,
+        signed_bytes=decoded.signed_bytes,
+    )
+
+
+def _signing_scheme(value: str | None) -> SigningScheme:
+    if value is None:
+        raise VerificationError(f"integrity: required header {H_SIGNING_SCHEME} is missing")
+    try:
+        return SigningScheme(value)
+    except ValueError:
+        raise VerificationError(f"integrity: unsupported signing scheme {value!r}") from None
+
+
+def _check_times(decoded: Decoded, scheme: SigningScheme) -> None:
+    if scheme is SigningScheme.X509:
+        if decoded.authentic_signing_time is not None:
+            raise VerificationError(
+                f"integrity: {H_AUTHENTIC_SIGNING_TIME} must not be present for {scheme}"
+            )
+        if decoded.signing_time is None:
+            raise VerificationError(f"integrity: {H_SIGNING_TIME} is required for {scheme}")
+        signed_at = decoded.signing_time
+    else:
+        if decoded.signing_time is not None:
+            raise VerificationError(f"integrity: {H_SIGNING_TIME} must not be present for {scheme}")
+        if decoded.authentic_signing_time is None:
+            raise VerificationError(
+                f"integrity: {H_AUTHENTIC_SIGNING_TIME} is required for {scheme}"
+            )
+        signed_at = decoded.authentic_signing_time
+    if decoded.expiry is not None and decoded.expiry <= signed_at:
+        raise VerificationError("integrity: expiry is not after the signing time")
+
+
+def _check_critical(decoded: Decoded, scheme: SigningScheme) -> None:
+    crit = decoded.critical
+    if not crit:
+        raise VerificationError("integrity: protected header 'crit' is missing or empty")
+    if len(set(crit)) != len(crit):
+        raise VerificationError("integrity: 'crit' lists a header more than once")
+    for name in crit:
+        if name not in decoded.present:
+            raise VerificationError(f"integrity: header {name!r} is marked critical but absent")
+        if name in _PLUGIN_HEADERS:
+            raise VerificationError(
+                f"integrity: the signature requires a verification plugin ({name}), "
+                "which this verifier does not support"
+            )
+        if name not in _UNDERSTOOD_CRITICAL:
+            raise VerificationError(f"integrity: unknown critical header {name!r}")
+    must = {H_SIGNING_SCHEME}
+    if decoded.expiry is not None:
+        must.add(H_EXPIRY)
+    if scheme is SigningScheme.SIGNING_AUTHORITY:
+        must.add(H_AUTHENTIC_SIGNING_TIME)
+    missing = sorted(must - {c for c in crit if isinstance(c, str)})
+    if missing:
+        raise VerificationError(
+            f"integrity: required headers are not marked critical: {', '.join(missing)}"
+        )
+
+
+def _load_chain(
+    fmt: str, chain_der: Sequence[bytes], max_chain: int
+) -> tuple[x509.Certificate, ...]:
+    if not chain_der:
+        raise malformed(fmt, "certificate chain is missing or empty")
+    if len(chain_der) > max_chain:
+        raise VerificationError(
+            f"integrity: certificate chain has {len(chain_der)} certificates, over the limit "
+            f"of {max_chain}"
+        )
+    certs = []
+    for i, der in enumerate(chain_der):
+        try:
+            certs.append(x509.load_der_x509_certificate(der))
+        except ValueError:
+            raise malformed(fmt, f"certificate {i} in the chain is not a DER certificate") from None
+    return tuple(certs)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def strict_json(data: bytes, what: str) -> Any:
+    """Parse JSON, refusing duplicate keys (two parsers must never see two documents)."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise VerificationError(f"integrity: {what} is not valid JSON: {exc}") from None
+
+
+def parse_payload(payload: bytes) -> TargetArtifact:
+    """The payload's ``targetArtifact`` descriptor, strictly typed."""
+    doc = strict_json(payload, "payload")
+    if not isinstance(doc, dict) or not isinstance(doc.get("targetArtifact"), dict):
+        raise VerificationError("integrity: payload has no targetArtifact object")
+    ta = doc["targetArtifact"]
+    media_type, digest, size = ta.get("mediaType"), ta.get("digest"), ta.get("size")
+    if not isinstance(media_type, str) or not media_type:
+        raise VerificationError("integrity: payload targetArtifact.mediaType is missing")
+    if not isinstance(digest, str) or ":" not in digest:
+        raise VerificationError("integrity: payload targetArtifact.digest is missing or malformed")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise VerificationError("integrity: payload targetArtifact.size is missing or invalid")
+    annotations = ta.get("annotations", {})
+    if annotations is None:
+        annotations = {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        raise VerificationError("integrity: payload targetArtifact.annotations must map strings")
+    return TargetArtifact(media_type=media_type, digest=digest, size=size, annotations=annotations)
