@@ -1,0 +1,162 @@
+"""Credentials from docker's ``config.json``: ``auths``, ``credHelpers`` and ``credsStore``.
+
+Lookup follows docker's order: a per-registry ``credHelpers`` entry, else the global
+``credsStore``, else the ``auths`` entry. Helpers are run as ``docker-credential-<name> get``
+with the server address on stdin. Values are wrapped in :class:`Secret` straight away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import AuthError, ConfigError
+from auditor.registry.auth import Credentials
+from auditor.registry.secret import Secret
+
+DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+HELPER_TIMEOUT = 10.0
+# docker marks an identity token by this literal username; not a password.
+_IDENTITY_TOKEN_USER = "<token>"  # noqa: S105
+_NOT_FOUND = "credentials not found"
+
+
+def default_docker_config_path() -> Path:
+    """``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
+    base = os.environ.get("DOCKER_CONFIG")
+    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+
+
+def normalize_key(key: str) -> str:
+    """An ``auths`` key as a bare host (docker accepts ``https://host/v1/`` and ``host``)."""
+    for prefix in ("https://", "http://"):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    return key.split("/", 1)[0].lower()
+
+
+def server_address(host: str) -> str:
+    """What docker calls the server for ``host``: Docker Hub's legacy URL, else the host."""
+    return DOCKER_HUB_KEY if host.lower() in DOCKER_HUB_HOSTS else host
+
+
+def load_docker_config(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"docker config {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"docker config {path} is not readable JSON ({type(exc).__name__})"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"docker config {path}: top level is not an object")
+    return doc
+
+
+def _find_entry(table: Any, host: str) -> Any:
+    """The value keyed by ``host`` in a docker config table, keys compared as docker does."""
+    if not isinstance(table, dict):
+        return None
+    wanted = normalize_key(server_address(host))
+    hub = host.lower() in DOCKER_HUB_HOSTS
+    for key, value in table.items():
+        if not isinstance(key, str):
+            continue
+        normalized = normalize_key(key)
+        if normalized == wanted or (hub and normalized in DOCKER_HUB_HOSTS):
+            return value
+    return None
+
+
+def credentials_from_auths(doc: dict[str, Any], host: str, path: Path) -> Credentials | None:
+    entry = _find_entry(doc.get("auths"), host)
+    if not isinstance(entry, dict):
+        return None
+    where = f"docker config {path}: auths entry for {host}"
+    identity = entry.get("identitytoken")
+    username, password = entry.get("username"), entry.get("password")
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ConfigError(f"{where}: 'auth' is not base64 of user:password") from None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise ConfigError(f"{where}: 'auth' is not base64 of user:password")
+    if isinstance(identity, str) and identity:
+        return Credentials(
+            username=username if isinstance(username, str) else None,
+            identity_token=Secret(identity),
+        )
+    if isinstance(username, str) and username and isinstance(password, str):
+        return Credentials(username=username, password=Secret(password))
+    return None
+
+
+async def run_helper(
+    name: str, host: str, time_limit: float = HELPER_TIMEOUT
+) -> Credentials | None:
+    """Ask ``docker-credential-<name>``; None when it has nothing for this host."""
+    program = f"docker-credential-{name}"
+    executable = shutil.which(program)
+    if executable is None:
+        raise AuthError(f"{host}: credential helper {program} is not on PATH")
+    process = await asyncio.create_subprocess_exec(
+        executable,
+        "get",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(
+            process.communicate(server_address(host).encode()), time_limit
+        )
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AuthError(
+            f"{host}: credential helper {program} timed out after {time_limit}s"
+        ) from None
+    if process.returncode != 0:
+        if _NOT_FOUND in (out + err).decode("utf-8", "replace").lower():
+            return None
+        raise AuthError(f"{host}: credential helper {program} failed (exit {process.returncode})")
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        raise AuthError(f"{host}: credential helper {program} did not answer JSON") from None
+    username = doc.get("Username") if isinstance(doc, dict) else None
+    secret = doc.get("Secret") if isinstance(doc, dict) else None
+    if not isinstance(username, str) or not isinstance(secret, str) or not secret:
+        raise AuthError(f"{host}: credential helper {program} answered without Username/Secret")
+    if username == _IDENTITY_TOKEN_USER:
+        return Credentials(identity_token=Secret(secret))
+    return Credentials(username=username, password=Secret(secret))
+
+
+async def docker_credentials(
+    host: str, path: Path | None = None, *, helper_timeout: float = HELPER_TIMEOUT
+) -> Credentials | None:
+    """Credentials docker would use for ``host`` (``host[:port]``), or None for anonymous."""
+    path = path or default_docker_config_path()
+    doc = load_docker_config(path)
+    helper = _find_entry(doc.get("credHelpers"), host)
+    if not isinstance(helper, str) or not helper:
+        store = doc.get("credsStore")
+        helper = store if isinstance(store, str) and store else None
+    if helper is not None:
+        found = await run_helper(helper, host, helper_timeout)
+        if found is not None:
+            return found
+    return credentials_from_auths(doc, host, path)
