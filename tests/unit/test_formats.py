@@ -1,0 +1,391 @@
+"""Report formats: JSON structure, table layout, SARIF validity, and the Format enum."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+
+from auditor.coverage import CoverageRule, FindingKind, Require, error_target, evaluate_target
+from auditor.formats import Format, render, sarif, table
+from auditor.formats import json as json_format
+from auditor.formats.common import rfc3339, short_digest
+from auditor.model import (
+    AuditReport,
+    Finding,
+    GraphNode,
+    ImageGraph,
+    NodeKind,
+    OtherReferrer,
+    SignatureStatus,
+    TargetResult,
+    TargetStatus,
+)
+from tests.unit.test_coverage import (
+    INDEX_MT,
+    IX,
+    MANIFEST_MT,
+    A,
+    B,
+    P,
+    T,
+    dg,
+    multi,
+    result,
+    sig_descriptor,
+)
+
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "data" / "sarif-2.1.0-schema.json").read_text("utf-8")
+)
+WHEN = datetime(2025, 3, 1, 12, 30, 5, 123456, tzinfo=UTC)
+RULE = CoverageRule("ghcr.io/acme/*", Require.BOTH)
+
+
+def sample_report() -> AuditReport:
+    """One noncompliant multi-platform target, one compliant single manifest, one error."""
+    graph, results = multi(signed=[IX, A], invalid=[B], with_attestation=True)
+    results[A] = [
+        result(
+            A,
+            SignatureStatus.VALID,
+            signer="CN=acme,O=Acme",
+            signing_time=datetime(2025, 2, 1, 8, 0, tzinfo=timezone(timedelta(hours=2))),
+            expiry=datetime(2026, 2, 1, 6, 0, tzinfo=UTC),
+            timestamped=True,
+            warnings=("revocation not checked",),
+        )
+    ]
+    referrer = OtherReferrer(dg("sbom"), "application/spdx+json")
+    nodes = tuple(
+        GraphNode(**{**n.__dict__, "other_referrers": (referrer,)}) if n.digest == A else n
+        for n in graph.nodes
+    )
+    graph = ImageGraph(graph.reference, graph.root, nodes)
+    m = dg("single")
+    single = ImageGraph(
+        "127.0.0.1:5000/team/tool:2",
+        m,
+        (GraphNode(m, MANIFEST_MT, 5, NodeKind.MANIFEST, signatures=(sig_descriptor(m),)),),
+    )
+    return AuditReport(
+        WHEN,
+        (
+            evaluate_target("ghcr.io/acme/app:1.0", graph, results, RULE),
+            evaluate_target(
+                single.reference, single, {m: [result(m, SignatureStatus.VALID)]}, RULE
+            ),
+            error_target("ghcr.io/acme/gone:3", "registry ghcr.io answered 503 after 4 tries"),
+        ),
+    )
+
+
+# --- Format enum ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_every_format_renders(fmt: Format) -> None:
+    text = render(sample_report(), fmt)
+    assert text.endswith("\n")
+    assert "ghcr.io/acme/app:1.0" in text
+
+
+def test_format_values_are_the_cli_words() -> None:
+    assert [f.value for f in Format] == ["table", "json", "sarif"]
+
+
+def test_render_refuses_an_unknown_format() -> None:
+    with pytest.raises(AssertionError):
+        render(sample_report(), "xml")  # type: ignore[arg-type]
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def test_json_report_structure_and_key_order() -> None:
+    data = json.loads(render(sample_report(), Format.JSON))
+    assert list(data) == ["schema_version", "generated_at", "targets", "summary"]
+    assert data["schema_version"] == 1
+    assert data["generated_at"] == "2025-03-01T12:30:05Z"
+    app, tool, gone = data["targets"]
+    assert list(app) == [
+        "reference",
+        "digest",
+        "media_type",
+        "status",
+        "rule",
+        "findings",
+        "error",
+        "nodes",
+    ]
+    assert (app["digest"], app["media_type"], app["status"]) == (IX, INDEX_MT, "noncompliant")
+    assert app["rule"] == "policy both for ghcr.io/acme/*"
+    assert [(f["kind"], f["node"], f["platform"]) for f in app["findings"]] == [
+        ("invalid-signature", B, "linux/arm64/v8"),
+        ("unsigned-platform", P, "linux/ppc64le"),
+    ]
+    assert list(app["findings"][0]) == ["kind", "node", "platform", "rule", "message"]
+    index, amd64, arm64, ppc, att = app["nodes"]
+    assert list(amd64) == [
+        "digest",
+        "media_type",
+        "kind",
+        "platform",
+        "parent",
+        "attestation_for",
+        "status",
+        "reason",
+        "required",
+        "covered_by",
+        "signatures",
+        "other_referrers",
+    ]
+    assert (index["platform"], index["parent"], index["covered_by"]) == (None, None, None)
+    assert (amd64["platform"], amd64["parent"], amd64["covered_by"]) == ("linux/amd64", IX, IX)
+    assert (amd64["status"], amd64["required"]) == ("signed", True)
+    assert amd64["signatures"] == [
+        {
+            "digest": dg(f"sig-0-{A}"),
+            "format": "notation/jws",
+            "status": "valid",
+            "reason": "signature verified",
+            "failed_validation": None,
+            "warnings": ["revocation not checked"],
+            "signer": "CN=acme,O=Acme",
+            "signing_time": "2025-02-01T06:00:00Z",
+            "expiry": "2026-02-01T06:00:00Z",
+            "timestamped": True,
+        }
+    ]
+    assert amd64["other_referrers"] == [
+        {"digest": dg("sbom"), "artifact_type": "application/spdx+json"}
+    ]
+    assert arm64["platform"] == "linux/arm64/v8"
+    assert arm64["signatures"][0]["failed_validation"] == "authenticity"
+    assert (ppc["status"], ppc["signatures"]) == ("unsigned", [])
+    assert (att["kind"], att["attestation_for"], att["required"]) == ("attestation", A, False)
+    assert (att["platform"], att["status"]) == ("unknown/unknown", "unsigned")
+    assert (tool["status"], tool["findings"]) == ("compliant", [])
+    assert tool["nodes"][0]["kind"] == "manifest"
+    assert gone == {
+        "reference": "ghcr.io/acme/gone:3",
+        "digest": None,
+        "media_type": None,
+        "status": "error",
+        "rule": None,
+        "findings": [
+            {
+                "kind": "unchecked",
+                "node": None,
+                "platform": None,
+                "rule": "",
+                "message": "ghcr.io/acme/gone:3 could not be checked: "
+                "registry ghcr.io answered 503 after 4 tries",
+            }
+        ],
+        "error": "registry ghcr.io answered 503 after 4 tries",
+        "nodes": [],
+    }
+    assert data["summary"] == {
+        "nodes": {
+            "signed": 3,
+            "unsigned": 2,
+            "invalid": 1,
+            "error": 0,
+            "skipped": 0,
+            "unverified": 0,
+        },
+        "targets": {"compliant": 1, "noncompliant": 1, "error": 1},
+    }
+
+
+def test_json_to_dict_matches_render() -> None:
+    report = sample_report()
+    assert json.loads(json_format.render(report)) == json_format.to_dict(report)
+
+
+def test_rfc3339_and_short_digest() -> None:
+    assert rfc3339(datetime(2025, 1, 2, 3, 4, 5, 999)) == "2025-01-02T03:04:05Z"
+    eastern = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-5)))
+    assert rfc3339(eastern) == "2025-01-02T08:04:05Z"
+    assert short_digest("sha256:" + "ab" * 32) == "sha256:abababababab"
+    assert short_digest(None) == "-"
+
+
+# --- table ------------------------------------------------------------------------------------
+
+
+def test_table_shows_verdicts_then_indented_nodes_then_findings() -> None:
+    lines = render(sample_report(), Format.TABLE).splitlines()
+    assert lines[0] == (
+        f"noncompliant ghcr.io/acme/app:1.0 {short_digest(IX)} (policy both for ghcr.io/acme/*)"
+    )
+    header = lines[1].split()
+    assert header == ["PLATFORM", "KIND", "DIGEST", "STATUS", "SIGS", "REQUIRED", "REASON"]
+    index_row, amd64_row = lines[2], lines[3]
+    assert index_row.split()[:2] == ["-", "index"]
+    assert index_row.startswith("    -  ")
+    assert amd64_row.startswith("      linux/amd64")  # one level deeper than its index
+    cells = amd64_row.split()
+    assert cells[:7] == [
+        "linux/amd64",
+        "platform",
+        short_digest(A),
+        "signed",
+        "1",
+        "yes",
+        "1",
+    ]
+    assert f"(covered by signed index {short_digest(IX)})" in amd64_row
+    # attestations have no real platform: shown as '-', not required
+    att_row = next(line for line in lines if short_digest(T) in line)
+    assert att_row.split()[:6] == ["-", "attestation", short_digest(T), "unsigned", "0", "no"]
+    assert "  findings:" in lines
+    finding_lines = [line for line in lines if line.startswith("    invalid-signature: ")]
+    assert len(finding_lines) == 1
+    assert lines.count("    error: registry ghcr.io answered 503 after 4 tries") == 0
+    assert "error ghcr.io/acme/gone:3" in lines
+    assert lines[-1] == (
+        "3 targets: 1 compliant, 1 noncompliant, 1 error; 6 nodes: 3 signed, 2 unsigned, 1 invalid"
+    )
+    # columns line up across targets
+    kinds = {"index", "platform", "attestation", "manifest"}
+    rows = [line for line in lines if line.startswith("    ") and line.split()[1] in kinds]
+    assert len(rows) == 6
+    assert {row.index("sha256:") for row in rows} == {lines[1].index("DIGEST")}
+    assert "\x1b[" not in "\n".join(lines)
+
+
+def test_table_quiet_prints_findings_only() -> None:
+    text = render(sample_report(), Format.TABLE, quiet=True)
+    assert text.splitlines() == [
+        f"ghcr.io/acme/app:1.0: invalid-signature: linux/arm64/v8 manifest {B} has no valid "
+        f"signature: 1 signature, none valid: authenticity: certificate chain does not contain "
+        f"any trusted certificate; policy both for ghcr.io/acme/*",
+        f"ghcr.io/acme/app:1.0: unsigned-platform: linux/ppc64le manifest {P} has no signature; "
+        f"policy both for ghcr.io/acme/*",
+        "ghcr.io/acme/gone:3: unchecked: ghcr.io/acme/gone:3 could not be checked: "
+        "registry ghcr.io answered 503 after 4 tries",
+    ]
+    compliant = AuditReport(WHEN, (sample_report().targets[1],))
+    assert render(compliant, Format.TABLE, quiet=True) == ""
+
+
+def test_table_colour_only_when_asked() -> None:
+    text = render(sample_report(), Format.TABLE, color=True)
+    assert "\x1b[31mnoncompliant\x1b[0m ghcr.io/acme/app:1.0" in text
+    assert "\x1b[32msigned" in text
+
+
+def test_table_escapes_control_characters_from_remote_content() -> None:
+    d = dg("evil")
+    node = GraphNode(d, MANIFEST_MT, 1, NodeKind.MANIFEST, error="bad\x1b[2J\nname")
+    target = evaluate_target("r/x:1", ImageGraph("r/x:1", d, (node,)), {}, RULE)
+    text = table.render(AuditReport(WHEN, (target,)))
+    assert "\x1b" not in text
+    assert "bad\\x1b[2J\\x0aname" in text
+
+
+# --- SARIF ------------------------------------------------------------------------------------
+
+
+def sarif_of(report: AuditReport) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(render(report, Format.SARIF))
+    return data
+
+
+def test_sarif_validates_against_the_2_1_0_schema() -> None:
+    jsonschema.Draft4Validator.check_schema(SCHEMA)
+    jsonschema.Draft4Validator(SCHEMA).validate(sarif_of(sample_report()))
+
+
+def test_sarif_schema_check_can_fail() -> None:
+    """The validation above is meaningful: a malformed log is rejected."""
+    data = sarif_of(sample_report())
+    data["runs"][0]["results"][0]["level"] = "fatal"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(SCHEMA).validate(data)
+
+
+def test_sarif_one_result_per_finding_with_rules_per_kind() -> None:
+    report = sample_report()
+    run = sarif_of(report)["runs"]
+    assert len(run) == 1
+    driver = run[0]["tool"]["driver"]
+    assert driver["name"] == "registry-auditor"
+    rule_ids = [r["id"] for r in driver["rules"]]
+    assert rule_ids == [k.value for k in FindingKind]
+    assert all(r["shortDescription"]["text"] and r["help"]["text"] for r in driver["rules"])
+    results = run[0]["results"]
+    findings = [f for t in report.targets for f in t.findings]
+    assert [r["ruleId"] for r in results] == [f.kind for f in findings]
+    assert [r["message"]["text"] for r in results] == [f.message for f in findings]
+    for r in results:
+        assert rule_ids[r["ruleIndex"]] == r["ruleId"]
+    assert [r["level"] for r in results] == ["error", "error", "warning"]
+    uri = results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == f"docker://ghcr.io/acme/app:1.0@{B}"
+    assert results[0]["locations"][0]["logicalLocations"][0] == {
+        "name": "linux/arm64/v8",
+        "fullyQualifiedName": f"ghcr.io/acme/app:1.0@{B}",
+    }
+    assert results[2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "docker://ghcr.io/acme/gone:3"
+    )
+    assert len({r["partialFingerprints"]["registryAuditorFinding/v1"] for r in results}) == 3
+
+
+def test_every_finding_kind_has_sarif_help() -> None:
+    assert set(sarif.RULES) == set(FindingKind)
+
+
+@pytest.mark.parametrize(
+    ("reference", "digest", "uri"),
+    [
+        (
+            "127.0.0.1:5000/team/app:1",
+            "sha256:" + "a" * 64,
+            "docker://127.0.0.1:5000/team/app:1@sha256:" + "a" * 64,
+        ),
+        ("alpine", None, "docker://docker.io/library/alpine"),
+        (
+            "oci-layout:/tmp/my layout:v1",
+            "sha256:" + "b" * 64,
+            "oci-layout:/tmp/my%20layout:v1@sha256:" + "b" * 64,
+        ),
+        ("not a reference!", "sha256:" + "c" * 64, "not%20a%20reference%21@sha256%3A" + "c" * 64),
+    ],
+)
+def test_artifact_uri_is_a_valid_uri(reference: str, digest: str | None, uri: str) -> None:
+    got = sarif.artifact_uri(reference, digest)
+    assert got == uri
+    assert " " not in got
+    parts = urlsplit(got)
+    if parts.scheme == "docker":
+        assert parts.netloc in ("127.0.0.1:5000", "docker.io")
+
+
+def test_sarif_reports_a_failed_target_without_findings() -> None:
+    bare = TargetResult("ghcr.io/acme/x:1", None, None, TargetStatus.ERROR, error="timed out")
+    data = sarif_of(AuditReport(WHEN, (bare,)))
+    jsonschema.Draft4Validator(SCHEMA).validate(data)
+    results = data["runs"][0]["results"]
+    assert [(r["ruleId"], r["message"]["text"]) for r in results] == [
+        ("unchecked", "ghcr.io/acme/x:1 could not be checked: timed out")
+    ]
+
+
+def test_sarif_unknown_finding_kind_gets_its_own_rule() -> None:
+    target = sample_report().targets[0]
+    odd = replace(target, findings=(Finding("cosign-only", "only cosign signatures", "p"),))
+    data = sarif_of(AuditReport(WHEN, (odd,)))
+    jsonschema.Draft4Validator(SCHEMA).validate(data)
+    rules = data["runs"][0]["tool"]["driver"]["rules"]
+    result_ = data["runs"][0]["results"][0]
+    assert rules[result_["ruleIndex"]]["id"] == "cosign-only"
