@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
+from auditor.notary.identity import rfc4514
+
 MAX_CHAIN_LENGTH = 10
 
 NO_TRUSTED_CERT = "the signature's certificate chain does not contain any trusted certificate"
 
 
 def subject(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
+    """The subject in notation's rendering (Go's attribute order)."""
+    return rfc4514(cert)
 
 
 def rfc1123z(when: datetime) -> str:

@@ -230,9 +230,50 @@ def certificate_subject_map(cert: x509.Certificate) -> dict[str, str]:
     return result
 
 
+# Go's pkix.Name.String() order (what notation prints): standard attributes in this order,
+# any other attribute before them.
+_GO_ORDER = (
+    NameOID.SERIAL_NUMBER,
+    NameOID.COMMON_NAME,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.POSTAL_CODE,
+    NameOID.STREET_ADDRESS,
+    NameOID.LOCALITY_NAME,
+    NameOID.STATE_OR_PROVINCE_NAME,
+    NameOID.COUNTRY_NAME,
+)
+
+
+def _escape(value: str) -> str:
+    out = []
+    for index, ch in enumerate(value):
+        first_or_last = index in (0, len(value) - 1)
+        if ch in ',+"\\<>;' or (ch == " " and first_or_last) or (ch == "#" and index == 0):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def rfc4514(cert: x509.Certificate) -> str:
-    """The subject as notation prints it (RFC 4514 order: most specific first, no spaces)."""
-    return cert.subject.rfc4514_string()
+    """The subject as notation prints it, in Go's order (``CN=e2e,O=Notary,ST=WA,C=US``).
+
+    Notation matches identities against this rendering, so we build it the same way.
+    """
+
+    def text(attr: x509.NameAttribute) -> str:
+        value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
+        return _escape(value)
+
+    attrs = list(cert.subject)
+    extra = [a for a in attrs if a.oid not in _OID_NAMES]
+    parts = [f"{a.oid.dotted_string}={text(a)}" for a in reversed(extra)]
+    for oid in _GO_ORDER:
+        values = [text(a) for a in attrs if a.oid == oid]
+        if values:
+            parts.append("+".join(f"{_OID_NAMES[oid]}={v}" for v in values))
+    return ",".join(parts)
 
 
 def match_identities(identities: Sequence[TrustedIdentity], leaf: x509.Certificate) -> str | None:

@@ -1,0 +1,438 @@
+"""One Notary Project signature, judged by the trust policy: envelope bytes in, verdict out.
+
+Steps and their order follow the spec and notation: pick the statement for the repository
+(exact scope over ``*``); ``skip`` -> skipped; then integrity (parse, signature, chain shape,
+and the payload's ``targetArtifact`` must be the node it hangs on), authenticity (the chain
+contains a certificate of the named trust stores, and the leaf matches a trusted identity),
+expiry, authentic timestamp, revocation. Each validation is enforced, logged or skipped as
+the statement's level and ``override`` say; integrity is always enforced. A logged failure
+becomes a warning in notation's wording; an enforced one ends verification as ``invalid``,
+except when the answer could not be obtained (revocation status unknown), which is ``error``.
+
+Bad trust-store configuration is a ConfigError (it would fail every signature alike).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+
+from auditor.errors import AuditorError, ConfigError, VerificationError
+from auditor.model import Descriptor, NodeStatus, SignatureResult, SignatureStatus
+from auditor.notary import chain as chains
+from auditor.notary.crypto import verify_integrity
+from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.identity import match_identities
+from auditor.notary.revocation import RevocationChecker, RevocationStatus
+from auditor.notary.timestamp import verify_timestamp
+from auditor.notary.trustpolicy import (
+    Action,
+    StoreType,
+    TrustPolicy,
+    TrustPolicyStatement,
+    VerifyTimestamp,
+    load_trust_policy,
+    select_statement,
+)
+from auditor.notary.truststore import TrustStore
+from auditor.notary.types import Envelope, SigningScheme, TimestampResult, Validation
+from auditor.oci.digest import compute_digest
+from auditor.oci.manifest import ImageManifest
+
+DEFAULT_MAX_SIGNATURES = 100
+_FORMATS = {JWS_MEDIA_TYPE: "notation/jws", COSE_MEDIA_TYPE: "notation/cose"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Stop(Exception):
+    """An enforced validation failed: verification ends with this verdict."""
+
+    def __init__(self, validation: Validation, message: str, status: SignatureStatus) -> None:
+        super().__init__(message)
+        self.validation = validation
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class _Run:
+    """Per-signature state while the validations run."""
+
+    statement: TrustPolicyStatement
+    warnings: list[str] = field(default_factory=list)
+    envelope: Envelope | None = None
+    timestamp: TimestampResult | None = None
+
+    def fail(
+        self,
+        validation: Validation,
+        message: str,
+        *,
+        status: SignatureStatus = SignatureStatus.INVALID,
+    ) -> None:
+        action = self.statement.action(validation)
+        if action is Action.ENFORCE:
+            raise _Stop(validation, message, status)
+        if action is Action.LOG:
+            self.warnings.append(
+                f'{validation.value} was set to "log" and failed with error: {message}'
+            )
+
+
+class Verifier:
+    """Verifies signatures of nodes under one trust policy and one trust store."""
+
+    def __init__(
+        self,
+        policy: TrustPolicy,
+        trust_store_root: Path,
+        *,
+        revocation: RevocationChecker | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        max_signatures: int = DEFAULT_MAX_SIGNATURES,
+    ) -> None:
+        self.policy = policy
+        self.trust_store = TrustStore(trust_store_root)
+        self._revocation = revocation
+        self._now = now
+        self.max_signatures = max_signatures
+
+    # --- public -----------------------------------------------------------------------------
+
+    def verify(
+        self,
+        scope: str,
+        subject: Descriptor,
+        signature_manifest: ImageManifest,
+        envelope_bytes: bytes,
+        signature_digest: str,
+    ) -> SignatureResult:
+        """The verdict on one signature manifest attached to ``subject`` in repository ``scope``.
+
+        Raises ConfigError only for trust-store problems; everything about the signature itself
+        is a SignatureResult.
+        """
+        layer_type = signature_manifest.layers[0].media_type if signature_manifest.layers else ""
+        fmt = _FORMATS.get(layer_type, "notation")
+        statement = select_statement(self.policy, scope)
+        if statement is None:
+            return SignatureResult(
+                digest=signature_digest,
+                format=fmt,
+                status=SignatureStatus.ERROR,
+                reason=(
+                    f"artifact in {scope!r} has no applicable trust policy statement; add a "
+                    "statement whose registryScopes lists it (or '*')"
+                ),
+            )
+        if statement.is_skip:
+            return SignatureResult(
+                digest=signature_digest,
+                format=fmt,
+                status=SignatureStatus.SKIPPED,
+                reason=(
+                    "Trust policy is configured to skip signature verification (statement "
+                    f"{statement.name!r})"
+                ),
+            )
+        run = _Run(statement=statement)
+        try:
+            self._run(run, subject, signature_manifest, envelope_bytes)
+        except _Stop as stop:
+            return self._result(run, signature_digest, fmt, stop)
+        except ConfigError:
+            raise
+        except (AuditorError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            unchecked = _Stop(
+                Validation.INTEGRITY,
+                f"the signature could not be checked: {exc}",
+                SignatureStatus.ERROR,
+            )
+            return self._result(run, signature_digest, fmt, unchecked)
+        return self._result(run, signature_digest, fmt, None)
+
+    def verify_many(
+        self,
+        scope: str,
+        subject: Descriptor,
+        signatures: Sequence[tuple[str, ImageManifest, bytes]],
+    ) -> tuple[SignatureResult, ...]:
+        """Verify up to ``max_signatures`` (digest, manifest, envelope) triples; the rest are
+        reported unverified so a flood of signatures cannot stall an audit."""
+        results: list[SignatureResult] = []
+        for index, (digest, manifest, data) in enumerate(signatures):
+            if index >= self.max_signatures:
+                results.append(
+                    SignatureResult(
+                        digest=digest,
+                        format=_FORMATS.get(
+                            manifest.layers[0].media_type if manifest.layers else "", "notation"
+                        ),
+                        status=SignatureStatus.UNVERIFIED,
+                        reason=f"not verified: more than {self.max_signatures} signatures",
+                    )
+                )
+                continue
+            results.append(self.verify(scope, subject, manifest, data, digest))
+        return tuple(results)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _run(
+        self,
+        run: _Run,
+        subject: Descriptor,
+        manifest: ImageManifest,
+        envelope_bytes: bytes,
+    ) -> None:
+        envelope = self._integrity(subject, manifest, envelope_bytes)
+        run.envelope = envelope
+        self._authenticity(run, envelope)
+        self._expiry(run, envelope)
+        self._authentic_timestamp(run, envelope)
+        self._check_revocation(run, envelope)
+
+    @staticmethod
+    def _integrity(subject: Descriptor, manifest: ImageManifest, data: bytes) -> Envelope:
+        def bad(message: str) -> _Stop:
+            return _Stop(Validation.INTEGRITY, message, SignatureStatus.INVALID)
+
+        if len(manifest.layers) != 1:
+            raise bad(
+                f"the signature manifest must have exactly one layer (the envelope), it has "
+                f"{len(manifest.layers)}"
+            )
+        layer = manifest.layers[0]
+        if manifest.subject is not None and manifest.subject.digest != subject.digest:
+            raise bad(
+                f"the signature manifest refers to {manifest.subject.digest}, not to "
+                f"{subject.digest}"
+            )
+        algorithm = layer.digest.split(":", 1)[0]
+        if algorithm in ("sha256", "sha512") and compute_digest(data, algorithm) != layer.digest:
+            raise bad(f"the envelope blob does not match its descriptor digest {layer.digest}")
+        try:
+            envelope = parse_envelope(layer.media_type, data)
+            verify_integrity(envelope)
+        except VerificationError as exc:
+            raise bad(f"unable to verify the digital signature: {exc}") from None
+        target = envelope.target
+        if (target.media_type, target.digest, target.size) != (
+            subject.media_type,
+            subject.digest,
+            subject.size,
+        ):
+            raise bad(
+                "content descriptor mismatch: the signature is over "
+                f"{target.media_type} {target.digest} ({target.size} bytes), not over "
+                f"{subject.media_type} {subject.digest} ({subject.size} bytes)"
+            )
+        if (err := chains.check_length(envelope.certificate_chain)) is not None:
+            raise bad(err)
+        return envelope
+
+    def _authenticity(self, run: _Run, envelope: Envelope) -> None:
+        statement = run.statement
+        store_type = (
+            StoreType.SIGNING_AUTHORITY
+            if envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY
+            else StoreType.CA
+        )
+        refs = statement.stores(store_type)
+        if not refs:
+            run.fail(
+                Validation.AUTHENTICITY,
+                f"trust policy statement {statement.name!r} has no trust store of type "
+                f"{store_type.value!r}, needed for signing scheme {envelope.signing_scheme.value}",
+            )
+        else:
+            trusted = [cert for ref in refs for cert in self.trust_store.certificates(ref)]
+            if chains.find_trust_anchor(envelope.certificate_chain, trusted) is None:
+                run.fail(Validation.AUTHENTICITY, chains.NO_TRUSTED_CERT)
+        mismatch = match_identities(statement.trusted_identities, envelope.certificate_chain[0])
+        if mismatch is not None:
+            run.fail(Validation.AUTHENTICITY, f"{mismatch} (trust policy {statement.name!r})")
+
+    def _expiry(self, run: _Run, envelope: Envelope) -> None:
+        if envelope.expiry is not None and self._now() >= envelope.expiry:
+            run.fail(
+                Validation.EXPIRY,
+                f'digital signature has expired on "{chains.rfc1123z(envelope.expiry)}"',
+            )
+
+    def _authentic_timestamp(self, run: _Run, envelope: Envelope) -> None:
+        certs = envelope.certificate_chain
+        if envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY:
+            when = envelope.authentic_signing_time
+            if when is None:
+                run.fail(
+                    Validation.AUTHENTIC_TIMESTAMP,
+                    "the signature has no authentic signing time (required by "
+                    "notary.x509.signingAuthority)",
+                )
+            elif (err := chains.check_signed_at(certs, when)) is not None:
+                run.fail(Validation.AUTHENTIC_TIMESTAMP, err)
+            return
+        statement = run.statement
+        now = self._now()
+        tsa_refs = statement.stores(StoreType.TSA)
+        perform = bool(tsa_refs)
+        if (
+            perform
+            and statement.verify_timestamp is VerifyTimestamp.AFTER_CERT_EXPIRY
+            and not chains.any_expired(certs, now)
+        ):
+            perform = False
+        if not perform:
+            if (err := chains.check_valid_at(certs, now)) is not None:
+                run.fail(Validation.AUTHENTIC_TIMESTAMP, err)
+            return
+        roots = [cert for ref in tsa_refs for cert in self.trust_store.certificates(ref)]
+        try:
+            result = verify_timestamp(envelope, roots)
+        except VerificationError as exc:
+            run.fail(Validation.AUTHENTIC_TIMESTAMP, str(exc))
+            return
+        err = chains.check_window(certs, result.earliest, result.latest, "timestamp")
+        if err is not None:
+            run.fail(Validation.AUTHENTIC_TIMESTAMP, err)
+            return
+        if self._revocation is not None:
+            tsa = self._revocation.check_chain(result.tsa_chain)
+            if tsa.status is not RevocationStatus.GOOD:
+                run.fail(
+                    Validation.AUTHENTIC_TIMESTAMP,
+                    "timestamping " + tsa.reason().removeprefix("signing "),
+                    status=SignatureStatus.ERROR
+                    if tsa.status is RevocationStatus.UNKNOWN
+                    else SignatureStatus.INVALID,
+                )
+                return
+        run.timestamp = result
+
+    def _check_revocation(self, run: _Run, envelope: Envelope) -> None:
+        if run.statement.action(Validation.REVOCATION) is Action.SKIP:
+            return
+        if self._revocation is None:
+            run.fail(
+                Validation.REVOCATION,
+                "unable to check revocation status: revocation checking is disabled in this "
+                "configuration",
+                status=SignatureStatus.ERROR,
+            )
+            return
+        signing_time: datetime | None = None
+        if envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY:
+            signing_time = envelope.authentic_signing_time
+        elif run.timestamp is not None:
+            signing_time = run.timestamp.latest
+        result = self._revocation.check_chain(envelope.certificate_chain, signing_time=signing_time)
+        if result.status is RevocationStatus.REVOKED:
+            run.fail(Validation.REVOCATION, result.reason())
+        elif result.status is RevocationStatus.UNKNOWN:
+            run.fail(Validation.REVOCATION, result.reason(), status=SignatureStatus.ERROR)
+
+    # --- result -----------------------------------------------------------------------------
+
+    def _result(self, run: _Run, digest: str, fmt: str, stop: _Stop | None) -> SignatureResult:
+        envelope = run.envelope
+        signer = chains.subject(envelope.certificate_chain[0]) if envelope else None
+        signing_time = (
+            (envelope.authentic_signing_time or envelope.signing_time) if envelope else None
+        )
+        level = run.statement.level.value + (
+            " (with overrides)" if run.statement.overridden else ""
+        )
+        result = SignatureResult(
+            digest=digest,
+            format=envelope.format if envelope else fmt,
+            status=SignatureStatus.VALID,
+            reason=f"verified under trust policy statement {run.statement.name!r} ({level})",
+            warnings=tuple(run.warnings),
+            signer=signer,
+            signing_time=signing_time,
+            expiry=envelope.expiry if envelope else None,
+            timestamped=run.timestamp is not None,
+        )
+        if stop is None:
+            return result
+        return replace(
+            result,
+            status=stop.status,
+            reason=f"{stop.validation.value} validation failed. Failure reason: {stop.message}",
+            failed_validation=stop.validation.value,
+        )
+
+
+def node_status(results: Sequence[SignatureResult]) -> tuple[NodeStatus, str]:
+    """A node's verdict from its signatures' verdicts (``signed`` needs one valid signature)."""
+    if not results:
+        return NodeStatus.UNSIGNED, "no Notary Project signature is attached"
+    valid = [r for r in results if r.status is SignatureStatus.VALID]
+    if valid:
+        first = valid[0]
+        by = f" by {first.signer}" if first.signer else ""
+        note = f" ({len(first.warnings)} warning(s))" if first.warnings else ""
+        return (
+            NodeStatus.SIGNED,
+            f"{len(valid)} of {len(results)} signature(s) valid{by}{note}",
+        )
+    if all(r.status is SignatureStatus.SKIPPED for r in results):
+        return NodeStatus.SKIPPED, results[0].reason
+    considered = [r for r in results if r.status is not SignatureStatus.SKIPPED]
+    if all(r.status in (SignatureStatus.ERROR, SignatureStatus.UNVERIFIED) for r in considered):
+        return NodeStatus.ERROR, f"no signature could be checked: {considered[0].reason}"
+    invalid = next(r for r in considered if r.status is SignatureStatus.INVALID)
+    return (
+        NodeStatus.INVALID,
+        f"{len(considered)} signature(s), none valid: {invalid.reason}",
+    )
+
+
+# --- configuration defaults ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    policy: TrustPolicy
+    policy_path: Path
+    store_path: Path
+
+
+def notation_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/notation``, else ``~/.config/notation`` (notation's default on Linux)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".config"
+    return base / "notation"
+
+
+def load_trust_config(policy_path: Path | None, store_path: Path | None) -> TrustConfig:
+    """The trust policy and trust store to use: explicit paths, else notation's own config.
+
+    Like notation, ``trustpolicy.oci.json`` is preferred over ``trustpolicy.json``.
+    """
+    config_dir = notation_config_dir()
+    if policy_path is None:
+        candidates = [config_dir / "trustpolicy.oci.json", config_dir / "trustpolicy.json"]
+        policy_path = next((p for p in candidates if p.exists() or p.is_symlink()), None)
+        if policy_path is None:
+            raise ConfigError(
+                f"no trust policy given and none found in notation's config directory "
+                f"{config_dir} (trustpolicy.oci.json or trustpolicy.json); pass --trust-policy "
+                "or set trust.policy"
+            )
+    if store_path is None:
+        store_path = config_dir / "truststore"
+    if not store_path.is_dir():
+        raise ConfigError(f"trust store directory {store_path} does not exist")
+    return TrustConfig(
+        policy=load_trust_policy(policy_path), policy_path=policy_path, store_path=store_path
+    )
