@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +119,15 @@ async def run_helper(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a timeout can end its children too
     )
     try:
         out, err = await asyncio.wait_for(
             process.communicate(server_address(host).encode()), time_limit
         )
     except TimeoutError:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         raise AuthError(
             f"{host}: credential helper {program} timed out after {time_limit}s"
