@@ -28,6 +28,7 @@ from auditor.registry.client import RegistryClient
 from auditor.registry.retry import RetryPolicy
 from auditor.registry.secret import Secret
 from auditor.registry.transport import scheme_for
+from auditor.source import ManifestSource
 
 HOST = "registry.test"
 SUBJECT = "sha256:" + "a" * 64
@@ -298,3 +299,9 @@ async def test_plain_404_is_not_found() -> None:
         await make_client(lambda request: httpx.Response(404, text="nope")).get_manifest(
             "app", "v1"
         )
+
+
+def test_client_is_a_manifest_source() -> None:
+    """Static check (mypy) that the client satisfies the shared protocol, plus its name."""
+    source: ManifestSource = make_client(lambda request: httpx.Response(500))
+    assert source.name == HOST
