@@ -262,7 +262,7 @@ def rfc4514(cert: x509.Certificate) -> str:
     Notation matches identities against this rendering, so we build it the same way.
     """
 
-    def text(attr: x509.NameAttribute) -> str:
+    def text(attr: x509.NameAttribute[str | bytes]) -> str:
         value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
         return _escape(value)
 

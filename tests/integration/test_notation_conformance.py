@@ -119,7 +119,7 @@ def _scope(case: Case, policy_path: Path) -> str:
         "*" in statement.get("registryScopes", []) for statement in doc.get("trustPolicies", [])
     )
     if len(exact) == 1 and has_wildcard:
-        return exact[0]
+        return str(exact[0])
     return f"localhost:5000/{case.repo}"
 
 
