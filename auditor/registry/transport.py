@@ -195,7 +195,7 @@ class RegistryTransport:
             if authorization is not None and same_origin:
                 merged["Authorization"] = authorization
             request = self.http.build_request(method, url, headers=merged, content=content)
-            response = await self.http.send(request, stream=True)
+            response = await self.http.send(request, stream=True, follow_redirects=False)
             try:
                 location = response.headers.get("location")
                 if response.status_code in _REDIRECTS and location and method in ("GET", "HEAD"):

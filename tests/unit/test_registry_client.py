@@ -44,9 +44,15 @@ class Sleeps:
 
 
 def make_client(
-    handler: Handler, *, sleeps: Sleeps | None = None, **kwargs: object
+    handler: Handler,
+    *,
+    sleeps: Sleeps | None = None,
+    follow_redirects: bool = False,
+    **kwargs: object,
 ) -> RegistryClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(handler), follow_redirects=follow_redirects
+    )
     retry = RetryPolicy(max_attempts=3, jitter=False, sleep=sleeps or Sleeps())
     return RegistryClient(HOST, http, retry=retry, **kwargs)  # type: ignore[arg-type]
 
@@ -270,7 +276,8 @@ async def test_auth_failures_are_auth_errors_without_secrets() -> None:
         await forbidden.get_manifest("app", "v1")
 
 
-async def test_blob_redirect_drops_authorization() -> None:
+@pytest.mark.parametrize("follow_redirects", [False, True])
+async def test_blob_redirect_drops_authorization(follow_redirects: bool) -> None:
     """Injected: distribution's filesystem storage never redirects; cloud registries do."""
     data = b"layer bytes"
     digest = compute_digest(data)
@@ -284,7 +291,10 @@ async def test_blob_redirect_drops_authorization() -> None:
             return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
         return httpx.Response(307, headers={"Location": "https://cdn.test/blob?sig=1"})
 
-    client = make_client(handler, auth=AuthProvider.basic("u", "pw"))
+    # The caller's AsyncClient may follow redirects itself; the transport still does it by hand.
+    client = make_client(
+        handler, auth=AuthProvider.basic("u", "pw"), follow_redirects=follow_redirects
+    )
     assert await client.get_blob("app", digest, 100) == data
     assert seen[0] == (HOST, None)
     assert seen[1][0] == HOST
