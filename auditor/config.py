@@ -44,30 +44,31 @@ class TagFilter(_Strict):
 
 
 class AuthConfig(_Strict):
-    """Registry credentials. Exactly one way: username+password(_env), token(_env), docker_config."""
+    """Registry credentials. Exactly one way: username + password(_env), an OAuth2 identity
+    (refresh) token as ``docker login`` stores for some registries, or a docker config.json."""
 
     username: str | None = None
     password: SecretStr | None = None
     password_env: str | None = None
-    token: SecretStr | None = None
-    token_env: str | None = None
+    identity_token: SecretStr | None = None
+    identity_token_env: str | None = None
     docker_config: Path | None = None
 
     @model_validator(mode="after")
     def _one_method(self) -> AuthConfig:
         has_password = self.password is not None or self.password_env is not None
-        has_token = self.token is not None or self.token_env is not None
+        has_token = self.identity_token is not None or self.identity_token_env is not None
         methods = [has_password or self.username is not None, has_token, self.docker_config]
         if sum(bool(m) for m in methods) > 1:
-            raise ValueError("choose one of username/password, token, docker_config")
+            raise ValueError("choose one of username/password, identity_token, docker_config")
         if has_password and not self.username:
             raise ValueError("password needs a username")
         if self.username and not has_password:
             raise ValueError("username needs password or password_env")
         if self.password is not None and self.password_env is not None:
             raise ValueError("give password or password_env, not both")
-        if self.token is not None and self.token_env is not None:
-            raise ValueError("give token or token_env, not both")
+        if self.identity_token is not None and self.identity_token_env is not None:
+            raise ValueError("give identity_token or identity_token_env, not both")
         return self
 
     def resolve(self, env: Mapping[str, str], where: str) -> ResolvedAuth:
@@ -82,13 +83,13 @@ class AuthConfig(_Strict):
         password = self.password
         if self.password_env:
             password = read(self.password_env, "password_env")
-        token = self.token
-        if self.token_env:
-            token = read(self.token_env, "token_env")
+        token = self.identity_token
+        if self.identity_token_env:
+            token = read(self.identity_token_env, "identity_token_env")
         return ResolvedAuth(
             username=self.username,
             password=password,
-            token=token,
+            identity_token=token,
             docker_config=self.docker_config,
         )
 
@@ -96,7 +97,7 @@ class AuthConfig(_Strict):
 class ResolvedAuth(_Strict):
     username: str | None = None
     password: SecretStr | None = None
-    token: SecretStr | None = None
+    identity_token: SecretStr | None = None
     docker_config: Path | None = None
 
 

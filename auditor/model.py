@@ -41,7 +41,7 @@ class Platform:
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
     def normalized(self) -> Platform:
-        """Canonical form for comparisons: arm64 means arm64/v8, arm means arm/v7, amd64 v1 is amd64."""
+        """Canonical form for comparisons: arm64 is arm64/v8, arm is arm/v7, amd64/v1 is amd64."""
         arch, variant = self.architecture.lower(), (self.variant or "").lower() or None
         if arch == "aarch64":
             arch = "arm64"

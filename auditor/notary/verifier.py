@@ -107,6 +107,16 @@ class Verifier:
 
     # --- public -----------------------------------------------------------------------------
 
+    def skips(self, scope: str) -> bool:
+        """True when the statement for ``scope`` has level ``skip`` (nothing is verified)."""
+        statement = select_statement(self.policy, scope)
+        return statement is not None and statement.is_skip
+
+    def close(self) -> None:
+        """Release the revocation checker's HTTP client."""
+        if self._revocation is not None:
+            self._revocation.close()
+
     def verify(
         self,
         scope: str,

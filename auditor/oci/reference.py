@@ -12,7 +12,9 @@ DOCKER_HUB = "docker.io"
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _REPO_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$")
+_HOST = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$"
+)
 LAYOUT_PREFIX = "oci-layout:"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
@@ -106,7 +108,7 @@ def _split_digest(text: str, original: str) -> tuple[str, str | None]:
 
 
 def parse_layout_reference(text: str) -> LayoutReference:
-    """``oci-layout:PATH[:tag|@digest]``. A tag is the part after the last ':' that is not in a path."""
+    """``oci-layout:PATH[:tag|@digest]``; a tag is what follows the last ':' outside the path."""
     body = text[len(LAYOUT_PREFIX) :]
     body, digest = _split_digest(body, text)
     tag = None
@@ -138,7 +140,8 @@ def parse_reference(text: str) -> Reference:
         if not _TAG.match(tag):
             raise InvalidReference(f"reference {original!r}: {tag!r} is not a valid tag")
     first, _, remainder = text.partition("/")
-    if remainder and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+    looks_like_host = "." in first or ":" in first or first == "localhost" or first[:1] == "["
+    if remainder and looks_like_host:
         registry, repository = first, remainder
     else:
         registry, repository = DOCKER_HUB, text

@@ -1,0 +1,253 @@
+"""The composition root: the one place that builds clients, sources, verifier and rules.
+
+``auditor audit now`` uses it; the daemon will too, keeping one App (and so one shared
+``httpx.AsyncClient`` and one verdict cache) across crawls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from auditor.audit import Auditor, AuditSettings, AuditTarget
+from auditor.config import AuditorConfig, RegistryConfig, environment, load_config
+from auditor.coverage import AttestationPolicy, CoverageRule, Require
+from auditor.errors import AuditorError, ConfigError
+from auditor.model import AuditReport, Platform, TargetResult
+from auditor.notary.revocation import RevocationChecker
+from auditor.notary.verifier import Verifier, load_trust_config, notation_config_dir
+from auditor.oci.graph import GraphLimits
+from auditor.registry.auth import AuthProvider, Credentials
+from auditor.registry.client import RegistryClient
+from auditor.registry.credentials import docker_credentials
+from auditor.registry.layout import OciLayoutSource, open_layout
+from auditor.registry.secret import Secret
+from auditor.targets import Expander
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """Command-line overrides of the config file."""
+
+    trust_policy: Path | None = None
+    trust_store: Path | None = None
+    require: str | None = None
+
+
+def coverage_rules(config: AuditorConfig) -> tuple[CoverageRule, ...]:
+    """The config's coverage rules as the pure policy's objects (validated at load already)."""
+    return tuple(
+        CoverageRule(
+            scope=rule.scope,
+            require=Require(rule.require),
+            platforms=tuple(Platform.parse(p) for p in rule.platforms) if rule.platforms else None,
+            attestations=AttestationPolicy(rule.attestations),
+        )
+        for rule in config.coverage
+    )
+
+
+def _trust_paths(config: AuditorConfig, options: AppOptions) -> tuple[Path | None, Path | None]:
+    trust = config.trust
+    policy = options.trust_policy or (trust.policy if trust else None)
+    store = options.trust_store or (trust.store if trust else None)
+    return policy, store
+
+
+def _notation_policy_present() -> bool:
+    directory = notation_config_dir()
+    return any((directory / n).exists() for n in ("trustpolicy.oci.json", "trustpolicy.json"))
+
+
+def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | None:
+    """A verifier from flags, config, or notation's own config directory; None when there is
+    no trust configuration anywhere (signatures are then reported ``unverified``)."""
+    policy, store = _trust_paths(config, options)
+    if policy is None and store is None and not _notation_policy_present():
+        return None
+    trust = load_trust_config(policy, store)
+    cache = config.trust.revocation_cache if config.trust else None
+    timeout = config.trust.revocation_timeout_seconds if config.trust else 5.0
+    revocation = RevocationChecker(cache_dir=cache, ocsp_timeout=timeout, crl_timeout=timeout)
+    verifier = Verifier(
+        trust.policy,
+        trust.store_path,
+        revocation=revocation,
+        max_signatures=config.limits.max_signatures_per_node,
+    )
+    # Load every store the policy names now: a broken store is a config error before the run,
+    # not a surprise halfway through it.
+    for statement in trust.policy.statements:
+        if not statement.is_skip:
+            for ref in statement.trust_stores:
+                verifier.trust_store.certificates(ref)
+    return verifier
+
+
+async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
+    if registry is None or registry.auth is None:
+        credentials = await docker_credentials(host) if _docker_config_exists() else None
+        return AuthProvider(credentials)
+    resolved = registry.auth.resolve(environment(), f"registries[{registry.url}].auth")
+    if resolved.docker_config is not None:
+        return AuthProvider(await docker_credentials(host, resolved.docker_config))
+    if resolved.username and resolved.password:
+        return AuthProvider.basic(resolved.username, resolved.password.get_secret_value())
+    if resolved.identity_token:
+        secret = Secret(resolved.identity_token.get_secret_value())
+        return AuthProvider(Credentials(identity_token=secret))
+    return AuthProvider.anonymous()
+
+
+def _docker_config_exists() -> bool:
+    from auditor.registry.credentials import default_docker_config_path
+
+    return default_docker_config_path().is_file()
+
+
+class App:
+    """Owns the run's resources; use as ``async with App(config) as app``."""
+
+    def __init__(
+        self,
+        config: AuditorConfig,
+        options: AppOptions | None = None,
+        *,
+        progress: Callable[[str], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.options = options or AppOptions()
+        self._progress = progress
+        self._transport = transport
+        self._stack = AsyncExitStack()
+        self._http: dict[tuple[bool, str | None], httpx.AsyncClient] = {}
+        self._registries: dict[str, RegistryClient] = {}
+        self._layouts: dict[Path, OciLayoutSource] = {}
+        self._verifier = build_verifier(config, self.options)
+        limits = config.limits
+        self.auditor = Auditor(
+            rules=coverage_rules(config),
+            require=Require(self.options.require) if self.options.require else None,
+            verifier=self._verifier,
+            settings=AuditSettings(
+                limits=GraphLimits(limits.max_depth, limits.max_children, limits.max_referrers),
+                max_envelope_bytes=limits.max_envelope_bytes,
+                max_signatures_per_node=limits.max_signatures_per_node,
+            ),
+            progress=progress,
+        )
+
+    async def __aenter__(self) -> App:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for layout in self._layouts.values():
+            layout.close()
+        if self._verifier is not None:
+            self._verifier.close()
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    def _http_client(self, registry: RegistryConfig | None) -> httpx.AsyncClient:
+        """One shared AsyncClient, plus one per distinct TLS setting (ca_file / insecure)."""
+        insecure = bool(registry and registry.insecure)
+        ca_file = str(registry.ca_file) if registry and registry.ca_file else None
+        key = (insecure, ca_file)
+        if key not in self._http:
+            verify: bool | str = False if insecure else (ca_file or True)
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.config.limits.timeout_seconds),
+                verify=verify,
+                transport=self._transport,
+                follow_redirects=True,
+                trust_env=False,
+            )
+            self._stack.push_async_callback(client.aclose)
+            self._http[key] = client
+        return self._http[key]
+
+    async def _registry_source(self, host: str) -> RegistryClient:
+        if host not in self._registries:
+            registry = self.config.registry_for(host)
+            self._registries[host] = RegistryClient(
+                host,
+                self._http_client(registry),
+                auth=await _auth_for(registry, host),
+                insecure=bool(registry and (registry.insecure or registry.use_http)),
+                max_manifest_bytes=self.config.limits.max_manifest_bytes,
+                max_concurrency=self.config.limits.concurrency_per_registry,
+            )
+        return self._registries[host]
+
+    def _layout_source(self, path: Path) -> OciLayoutSource:
+        key = path.resolve()
+        if key not in self._layouts:
+            self._layouts[key] = open_layout(
+                path, max_manifest_bytes=self.config.limits.max_manifest_bytes
+            )
+        return self._layouts[key]
+
+    async def targets(self, references: Sequence[str]) -> list[AuditTarget | TargetResult]:
+        """Pinned targets for the given references, or for the config when there are none."""
+        hosts = {r.host for r in self.config.registries}
+        for text in references:
+            from auditor.oci.reference import ImageReference, parse_reference
+
+            ref = parse_reference(text)
+            if isinstance(ref, ImageReference):
+                hosts.add(ref.registry)
+        sources = _Sources(
+            {h: await self._registry_source(h) for h in sorted(hosts)}, self._layout_source
+        )
+        expander = Expander(sources, self.config)
+        if references:
+            return await expander.from_arguments(references)
+        return await expander.from_config()
+
+    async def audit(self, references: Sequence[str] = ()) -> AuditReport:
+        return await self.auditor.run(await self.targets(references))
+
+
+@dataclass(frozen=True)
+class _Sources:
+    registries: dict[str, RegistryClient]
+    layout_opener: Callable[[Path], OciLayoutSource]
+
+    def registry(self, host: str) -> RegistryClient:
+        return self.registries[host]
+
+    def layout(self, path: Path) -> OciLayoutSource:
+        return self.layout_opener(path)
+
+
+def check_configuration(
+    config_path: Path | None, trust_policy: Path | None, trust_store: Path | None
+) -> list[str]:
+    """Every problem in config, trust policy and trust store, one line each with its location."""
+    problems: list[str] = []
+    try:
+        config, _ = load_config(config_path)
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    for i, registry in enumerate(config.registries):
+        if registry.auth is not None:
+            try:
+                registry.auth.resolve(environment(), f"registries[{i}].auth")
+            except ConfigError as exc:
+                problems.append(str(exc))
+    try:
+        build_verifier(config, AppOptions(trust_policy=trust_policy, trust_store=trust_store))
+    except AuditorError as exc:
+        problems.extend(str(exc).splitlines())
+    return problems

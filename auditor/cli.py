@@ -1,0 +1,143 @@
+"""Command line: ``main(argv) -> exit code``. Errors print as one line; no tracebacks.
+
+Exit codes (documented in the README):
+  0  every target compliant
+  1  findings: some target is noncompliant (unsigned / invalid / missing platform)
+  2  usage or configuration error
+  3  nothing noncompliant, but something could not be checked (registry errors, ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from auditor import __version__
+from auditor.config import load_config
+from auditor.coverage import exit_code
+from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
+from auditor.formats import Format, render
+from auditor.model import AuditReport
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    audit = sub.add_parser("audit", help="audit images")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    now = audit_sub.add_parser("now", help="audit once and exit with a CI-friendly code")
+    now.add_argument("targets", nargs="*", metavar="TARGET",
+                     help="host/repo[:tag|@digest] or oci-layout:PATH[:tag]; default: the config")
+    _add_config(now)
+    now.add_argument("--format", choices=[f.value for f in Format], default=None,
+                     help="table (default on a terminal), json or sarif")
+    now.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
+    now.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
+    now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
+    now.add_argument("--require", choices=["index", "platforms", "both", "either"],
+                     help="override the coverage rule's requirement for every target")
+    now.add_argument("--quiet", "-q", action="store_true", help="table: print findings only")
+    now.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    check = config_sub.add_parser("check", help="validate config, trust policy and trust store")
+    _add_config(check)
+    check.add_argument("--trust-policy", type=Path)
+    check.add_argument("--trust-store", type=Path)
+    return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path,
+                        help="config file (default: ./auditor.yaml when present)")
+
+
+def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from auditor.app import App, AppOptions
+
+    config, _ = load_config(args.config)
+    options = AppOptions(
+        trust_policy=args.trust_policy,
+        trust_store=args.trust_store,
+        require=args.require,
+    )
+    if not args.targets and not config.registries and not config.layouts:
+        raise UsageError(
+            "auditor audit now: nothing to audit: give TARGETs or a config with registries/layouts"
+        )
+    show_progress = not args.no_progress and stderr.isatty()
+
+    def progress(line: str) -> None:
+        stderr.write(f"\r\033[K{line}")
+        stderr.flush()
+
+    async def run() -> AuditReport:
+        async with App(config, options, progress=progress if show_progress else None) as app:
+            return await app.audit(args.targets)
+
+    report = asyncio.run(run())
+    if show_progress:
+        stderr.write("\r\033[K")
+    fmt = Format(args.format) if args.format else Format.TABLE
+    text = render(report, fmt, quiet=args.quiet)
+    if args.output:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--output {args.output}: {exc.strerror or exc}") from None
+    else:
+        stdout.write(text)
+        if not text.endswith("\n"):
+            stdout.write("\n")
+    return exit_code(report.targets)
+
+
+def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:
+    from auditor.app import check_configuration
+
+    problems = check_configuration(args.config, args.trust_policy, args.trust_store)
+    if problems:
+        for line in problems:
+            stdout.write(f"{line}\n")
+        return EXIT_USAGE
+    stdout.write("configuration OK\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.command == "audit":
+            return _run_audit_now(args, out, err)
+        return _run_config_check(args, out)
+    except (UsageError, ConfigError, InvalidReference) as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except AuditorError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
