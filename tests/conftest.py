@@ -43,10 +43,13 @@ def basic_auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """A registry with ``auth: token`` backed by a real token server on 127.0.0.1.
 
-    Anonymous clients get pull; ``.username``/``.password`` get push too.
+    Anonymous clients get pull; ``.username``/``.password`` (or the identity token
+    ``token_server.refresh_token``) get push too.
     """
     _require_binary()
     workdir = tmp_path_factory.mktemp("registry-token")
-    server = TokenServer(workdir, username="pusher", password="s3cret-token")
+    server = TokenServer(
+        workdir, username="pusher", password="s3cret-token", refresh_token="s3cret-refresh"
+    )
     with registry_server(workdir, token_server=server) as running:
         yield running

@@ -69,7 +69,8 @@ class TokenServer:
     """A minimal Docker token service (the registry's ``auth: token`` realm).
 
     Anonymous requests get ``anonymous_actions`` on what they ask for; requests with the right
-    basic credentials get every action they ask for; wrong credentials get 401. Tokens are
+    basic credentials (or a POSTed ``refresh_token`` grant) get every action they ask for;
+    wrong credentials get 401. Tokens are
     RS256 JWTs carrying the signing certificate in ``x5c``, which distribution checks against
     its ``rootcertbundle``. ``field_name`` chooses ``token`` or ``access_token`` in the answer.
     """
@@ -79,6 +80,7 @@ class TokenServer:
     password: str | None = None
     anonymous_actions: tuple[str, ...] = ("pull",)
     field_name: str = "token"
+    refresh_token: str | None = None
     expires_in: int = 300
     service: str = "test-registry"
     issuer: str = "test-token-issuer"
@@ -181,6 +183,28 @@ class TokenServer:
                 self._reply(
                     200, {server_self.field_name: token, "expires_in": server_self.expires_in}
                 )
+
+            def do_POST(self) -> None:
+                """OAuth2 refresh-token grant, as docker uses for identity tokens."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                scopes = " ".join(form.get("scope", [])).split()
+                grant = form.get("grant_type", [""])[0]
+                given = form.get("refresh_token", [""])[0]
+                valid = server_self.refresh_token is not None and given == server_self.refresh_token
+                server_self.requests.append(
+                    {
+                        "scope": scopes,
+                        "service": form.get("service", [""])[0],
+                        "authenticated": valid,
+                        "grant_type": grant,
+                    }
+                )
+                if urlparse(self.path).path != "/token" or grant != "refresh_token" or not valid:
+                    self._reply(401, {"error": "invalid_grant"})
+                    return
+                token = server_self.issue(scopes, authenticated=True)
+                self._reply(200, {"access_token": token, "expires_in": server_self.expires_in})
 
             def _reply(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
