@@ -1,0 +1,58 @@
+"""Attach notation-compatible signatures to manifests in an OCI image layout.
+
+The first piece of recursive signing: the demo and the tests sign chosen nodes of their sample
+images with it, so the verifier meets envelopes produced the way notation produces them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from auditor.model import Descriptor
+from auditor.notary.crypto import PrivateKey
+from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
+from auditor.oci import mediatypes as mt
+from auditor.oci.manifest import parse_manifest
+from auditor.samples import add_to_fallback_index, tag_manifest, write_blob
+
+ENVELOPE_FORMATS = {"jws": mt.JWS_ENVELOPE, "cose": mt.COSE_ENVELOPE}
+
+
+def sign_in_layout(
+    layout: Path,
+    subject: Descriptor,
+    key: PrivateKey,
+    chain: Sequence[x509.Certificate],
+    *,
+    signing_time: datetime,
+    envelope_format: str = "jws",
+    expiry: datetime | None = None,
+) -> Descriptor:
+    """Sign ``subject`` and record the signature manifest in the layout at ``layout``.
+
+    Like notation: the signature manifest is listed untagged in ``index.json`` and added to the
+    subject's ``sha256-<hex>`` referrers fallback tag index. Returns the signature descriptor.
+    """
+    path = layout
+    media_type = ENVELOPE_FORMATS[envelope_format]
+    signer = sign_jws if envelope_format == "jws" else sign_cose
+    envelope = signer(subject, key, chain, signing_time=signing_time, expiry=expiry)
+    raw, blobs = signature_manifest(subject, envelope, media_type, created=signing_time)
+    for blob in blobs.values():
+        write_blob(path, blob)
+    digest = write_blob(path, raw)
+    manifest = parse_manifest(raw, mt.OCI_MANIFEST)
+    descriptor = Descriptor(
+        mt.OCI_MANIFEST,
+        digest,
+        len(raw),
+        annotations=manifest.annotations,
+        artifact_type=manifest.effective_artifact_type,
+    )
+    tag_manifest(path, Descriptor(mt.OCI_MANIFEST, digest, len(raw), manifest.annotations), None)
+    add_to_fallback_index(path, subject.digest, descriptor)
+    return descriptor
