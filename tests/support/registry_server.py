@@ -12,9 +12,6 @@ import base64
 import contextlib
 import datetime as dt
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -26,26 +23,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import bcrypt
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-REGISTRY_BINARY = "docker-registry"
-_START_TIMEOUT = 15.0
+from auditor.devregistry import binary_path, local_registry
 
-
-def registry_binary() -> str | None:
-    """Path of ``docker-registry`` or None when it is not installed."""
-    return shutil.which(REGISTRY_BINARY)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+registry_binary = binary_path
 
 
 @dataclass
@@ -229,35 +214,6 @@ class TokenServer:
             self._thread.join(timeout=5)
 
 
-def _config(root: Path, port: int, auth: dict[str, Any] | None) -> str:
-    config: dict[str, Any] = {
-        "version": 0.1,
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": {
-            "filesystem": {"rootdirectory": str(root / "data")},
-            "delete": {"enabled": True},
-        },
-        "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
-    }
-    if auth:
-        config["auth"] = auth
-    return json.dumps(config)  # JSON is YAML
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"docker-registry exited early: {log.read_text()[-2000:]}")
-        try:
-            httpx.get(f"{url}/v2/", timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.05)
-            continue
-        return
-    raise RuntimeError(f"docker-registry did not answer on {url} within {_START_TIMEOUT}s")
-
-
 @contextlib.contextmanager
 def registry_server(
     workdir: Path,
@@ -266,16 +222,15 @@ def registry_server(
     token_server: TokenServer | None = None,
 ) -> Iterator[RunningRegistry]:
     """Start a registry in ``workdir`` (storage, config, log) and stop it on exit."""
-    binary = registry_binary()
-    if binary is None:
-        raise RuntimeError("docker-registry is not installed (Debian package docker-registry)")
     workdir.mkdir(parents=True, exist_ok=True)
     auth: dict[str, Any] | None = None
+    credentials: tuple[str | None, str | None] = (None, None)
     if basic_auth is not None:
         user, password = basic_auth
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         (workdir / "htpasswd").write_text(f"{user}:{hashed}\n")
         auth = {"htpasswd": {"realm": "test-registry", "path": str(workdir / "htpasswd")}}
+        credentials = basic_auth
     if token_server is not None:
         token_server.start()
         auth = {
@@ -286,34 +241,17 @@ def registry_server(
                 "rootcertbundle": str(token_server.cert_path),
             }
         }
-    port = free_port()
-    config_path = workdir / "config.yml"
-    config_path.write_text(_config(workdir, port, auth))
-    log_path = workdir / "registry.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT
-        )
-    credentials: tuple[str | None, str | None] = basic_auth or (None, None)
-    if token_server is not None:
         credentials = (token_server.username, token_server.password)
     try:
-        _wait_ready(url, process, log_path)
-        yield RunningRegistry(
-            url=url,
-            host=f"127.0.0.1:{port}",
-            root=workdir,
-            username=credentials[0],
-            password=credentials[1],
-            token_server=token_server,
-        )
+        with local_registry(workdir, auth) as running:
+            yield RunningRegistry(
+                url=running.url,
+                host=running.host,
+                root=workdir,
+                username=credentials[0],
+                password=credentials[1],
+                token_server=token_server,
+            )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
         if token_server is not None:
             token_server.stop()
