@@ -16,9 +16,9 @@ import httpx
 
 from auditor.audit import Auditor, AuditSettings, AuditTarget
 from auditor.config import AuditorConfig, RegistryConfig, environment, load_config
-from auditor.coverage import AttestationPolicy, CoverageRule, Require
+from auditor.coverage import CoverageRule, Require
 from auditor.errors import AuditorError, ConfigError
-from auditor.model import AuditReport, Platform, TargetResult
+from auditor.model import AuditReport, TargetResult
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.verifier import Verifier, load_trust_config, notation_config_dir
 from auditor.oci.graph import GraphLimits
@@ -40,16 +40,7 @@ class AppOptions:
 
 
 def coverage_rules(config: AuditorConfig) -> tuple[CoverageRule, ...]:
-    """The config's coverage rules as the pure policy's objects (validated at load already)."""
-    return tuple(
-        CoverageRule(
-            scope=rule.scope,
-            require=Require(rule.require),
-            platforms=tuple(Platform.parse(p) for p in rule.platforms) if rule.platforms else None,
-            attestations=AttestationPolicy(rule.attestations),
-        )
-        for rule in config.coverage
-    )
+    return tuple(rule.to_rule() for rule in config.coverage)
 
 
 def _trust_paths(config: AuditorConfig, options: AppOptions) -> tuple[Path | None, Path | None]:

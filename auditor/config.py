@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from auditor.coverage import AttestationPolicy, CoverageRule, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
 from auditor.oci.reference import LOOPBACK_HOSTS
@@ -154,18 +156,29 @@ class TrustConfig(_Strict):
     revocation_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
-class CoverageRuleConfig(_Strict):
-    scope: str = Field(min_length=1)
-    require: Literal["index", "platforms", "both", "either"] = "both"
-    platforms: list[str] | None = None
-    attestations: Literal["ignore", "require"] = "ignore"
+def _check_platform(text: str) -> str:
+    if Platform.parse(text).is_unknown:
+        raise ValueError("unknown/unknown is an attestation, not a platform")
+    return text
 
-    @field_validator("platforms")
-    @classmethod
-    def _check_platforms(cls, value: list[str] | None) -> list[str] | None:
-        for text in value or []:
-            Platform.parse(text)
-        return value
+
+PlatformText = Annotated[str, AfterValidator(_check_platform)]
+
+
+class CoverageRuleConfig(_Strict):
+    """One ``coverage:`` rule; ``to_rule`` gives the pure policy's object."""
+
+    scope: str = Field(min_length=1)
+    require: Require = Require.BOTH
+    platforms: list[PlatformText] | None = Field(default=None, min_length=1)
+    attestations: AttestationPolicy = AttestationPolicy.IGNORE
+    name: str | None = None
+
+    def to_rule(self) -> CoverageRule:
+        platforms = tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None
+        return CoverageRule(
+            self.scope.strip(), self.require, platforms, self.attestations, self.name
+        )
 
 
 class LimitsConfig(_Strict):

@@ -41,9 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from types import MappingProxyType
-from typing import TypeVar
 
-from auditor.errors import ConfigError, UsageError
+from auditor.errors import UsageError
 from auditor.model import (
     Finding,
     GraphNode,
@@ -152,79 +151,6 @@ def parse_require(text: str) -> Require:
         raise UsageError(
             f"--require: {text!r} is not one of {', '.join(r.value for r in Require)}"
         ) from None
-
-
-_E = TypeVar("_E", bound=Enum)
-
-
-def _choice(kind: type[_E], value: object, where: str, errors: list[str]) -> _E | None:
-    try:
-        return kind(value)
-    except ValueError:
-        words = ", ".join(str(m.value) for m in kind)
-        errors.append(f"{where}: {value!r} is not one of {words}")
-        return None
-
-
-def _parse_platforms(value: object, where: str, errors: list[str]) -> tuple[Platform, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        errors.append(f"{where}: must be a non-empty list of os/arch[/variant], or omitted")
-        return None
-    found: list[Platform] = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            errors.append(f"{where}[{i}]: must be a string like linux/arm64")
-            continue
-        try:
-            platform = Platform.parse(item)
-        except ValueError as exc:
-            errors.append(f"{where}[{i}]: {exc}")
-            continue
-        if platform.is_unknown:
-            errors.append(f"{where}[{i}]: unknown/unknown is an attestation, not a platform")
-            continue
-        found.append(platform)
-    return tuple(found)
-
-
-def _parse_rule(item: object, where: str, errors: list[str]) -> CoverageRule | None:
-    if not isinstance(item, Mapping):
-        errors.append(f"{where}: must be a mapping with scope and require")
-        return None
-    before = len(errors)
-    for key in sorted(set(map(str, item)) - _RULE_KEYS):
-        errors.append(f"{where}.{key}: unknown key (expected {', '.join(sorted(_RULE_KEYS))})")
-    scope = item.get("scope")
-    if not isinstance(scope, str) or not scope.strip():
-        errors.append(f"{where}.scope: required, a host/repository glob such as ghcr.io/acme/*")
-    name = item.get("name")
-    if name is not None and not isinstance(name, str):
-        errors.append(f"{where}.name: must be a string")
-    require = _choice(Require, item.get("require", "both"), f"{where}.require", errors)
-    attestations = _choice(
-        AttestationPolicy, item.get("attestations", "ignore"), f"{where}.attestations", errors
-    )
-    platforms = _parse_platforms(item.get("platforms"), f"{where}.platforms", errors)
-    if len(errors) > before or not isinstance(scope, str) or require is None:
-        return None
-    if attestations is None:
-        return None
-    return CoverageRule(scope.strip(), require, platforms, attestations, name)
-
-
-def rules_from_config(data: object, *, key: str = "coverage") -> tuple[CoverageRule, ...]:
-    """Parse the config file's ``coverage`` list; every problem is named in one ConfigError."""
-    if data is None:
-        return ()
-    if not isinstance(data, list):
-        raise ConfigError(f"{key}: must be a list of rules")
-    errors: list[str] = []
-    rules = [_parse_rule(item, f"{key}[{i}]", errors) for i, item in enumerate(data)]
-    if errors:
-        raise ConfigError("; ".join(errors))
-    return tuple(r for r in rules if r is not None)
 
 
 # --- node status --------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_every_problem_is_reported_with_its_path() -> None:
     assert any(line.startswith("cfg.yaml: registries[0].tags.limit:") for line in lines), text
     assert any(line.startswith("cfg.yaml: registries[1].repositories:") for line in lines), text
     assert any(line.startswith("cfg.yaml: coverage[0].require:") for line in lines), text
-    assert any(line.startswith("cfg.yaml: coverage[0].platforms:") for line in lines), text
+    assert any(line.startswith("cfg.yaml: coverage[0].platforms[0]:") for line in lines), text
     assert any(line.startswith("cfg.yaml: bogus:") for line in lines), text
 
 
