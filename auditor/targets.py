@@ -7,7 +7,6 @@ filtering rules are tested without a registry.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +16,18 @@ from auditor.audit import AuditTarget
 from auditor.config import AuditorConfig, LayoutConfig, RegistryConfig, TagFilter
 from auditor.errors import AuditorError
 from auditor.model import TargetResult, TargetStatus
+from auditor.oci.digest import is_attachment_tag
 from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
 from auditor.registry.layout import OciLayoutSource
 from auditor.source import ManifestSource
 
-_ATTACHMENT_TAG = re.compile(r"sha(256|512)-[0-9a-f]{64,128}(\.(sig|att|sbom))?")
 _GLOB_CHARS = frozenset("*?[")
 
 
 def is_auditable_tag(tag: str) -> bool:
     """Referrers fallback tags (``sha256-<hex>``) and cosign tags (``.sig/.att/.sbom``) are
     attachments, not images to audit."""
-    return not _ATTACHMENT_TAG.fullmatch(tag)
+    return not is_attachment_tag(tag)
 
 
 def select_tags(tags: Iterable[str], tag_filter: TagFilter) -> list[str]:

@@ -30,14 +30,8 @@ from auditor.source import DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest
 DEFAULT_MAX_TAR_BYTES = 2 * 1024 * 1024 * 1024
 DEFAULT_MAX_TAR_MEMBERS = 100_000
 _MAX_INDEX_JSON_BYTES = 16 * 1024 * 1024
-_FALLBACK_TAG = re.compile(r"^(sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})$")
 _BLOB_PATH = re.compile(r"^blobs/(sha256/[a-f0-9]{64}|sha512/[a-f0-9]{128})$")
 _LAYOUT_FILES = frozenset({"oci-layout", "index.json"})
-
-
-def is_fallback_tag(tag: str) -> bool:
-    """True for referrers fallback tags (``sha256-<hex>``), which name no image to audit."""
-    return bool(_FALLBACK_TAG.match(tag))
 
 
 @dataclass(frozen=True)

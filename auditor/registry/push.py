@@ -20,7 +20,6 @@ lists all referrers found through ``subject``.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,17 @@ from urllib.parse import quote
 from auditor.errors import DigestMismatch, GraphLimitExceeded, MalformedContent, NotFound
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
-from auditor.oci.digest import compute_digest, fallback_tag, is_valid_digest, verify_digest
+from auditor.oci.digest import (
+    compute_digest,
+    fallback_tag,
+    is_fallback_tag,
+    is_valid_digest,
+    verify_digest,
+)
 from auditor.oci.manifest import ImageIndex, ImageManifest, Manifest, parse_manifest
 from auditor.registry.client import RegistryClient
 from auditor.registry.transport import raise_for_status
 
-FALLBACK_TAG = re.compile(r"^(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})$")
 MAX_PUSH_BLOB = 512 * 1024 * 1024
 _MAX_DEPTH = 8
 _SCAN_LIMIT = 4 * 1024 * 1024
@@ -42,10 +46,6 @@ _SCAN_LIMIT = 4 * 1024 * 1024
 
 def _push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
-
-
-def is_fallback_tag(tag: str) -> bool:
-    return bool(FALLBACK_TAG.match(tag))
 
 
 async def blob_exists(client: RegistryClient, repository: str, digest: str) -> bool:

@@ -12,9 +12,9 @@ import pytest
 
 from auditor.errors import DigestMismatch, MalformedContent, NotFound, TooLarge
 from auditor.oci import mediatypes as mt
-from auditor.oci.digest import compute_digest
+from auditor.oci.digest import compute_digest, is_fallback_tag
 from auditor.oci.manifest import ImageIndex, ImageManifest
-from auditor.registry.layout import OciLayoutSource, is_fallback_tag, open_layout
+from auditor.registry.layout import OciLayoutSource, open_layout
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NOTATION = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
