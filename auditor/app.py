@@ -175,7 +175,8 @@ class App:
                 host,
                 self._http_client(registry),
                 auth=await _auth_for(registry, host),
-                insecure=bool(registry and (registry.insecure or registry.use_http)),
+                insecure=bool(registry and registry.insecure),
+                scheme=registry.scheme if registry else None,
                 max_manifest_bytes=self.config.limits.max_manifest_bytes,
                 max_concurrency=self.config.limits.concurrency_per_registry,
             )

@@ -136,8 +136,12 @@ class RegistryConfig(_Strict):
         return urlsplit(self.url).netloc
 
     @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    @property
     def use_http(self) -> bool:
-        return urlsplit(self.url).scheme == "http"
+        return self.scheme == "http"
 
 
 class LayoutConfig(_Strict):

@@ -53,6 +53,7 @@ class RegistryClient:
         *,
         auth: AuthProvider | None = None,
         insecure: bool = False,
+        scheme: str | None = None,
         max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
@@ -66,6 +67,7 @@ class RegistryClient:
             http,
             auth=auth or AuthProvider.anonymous(),
             insecure=insecure,
+            scheme=scheme,
             retry=retry,
             max_concurrency=max_concurrency,
         )

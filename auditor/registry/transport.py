@@ -106,6 +106,7 @@ class RegistryTransport:
         *,
         auth: AuthProvider,
         insecure: bool = False,
+        scheme: str | None = None,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
     ) -> None:
@@ -113,7 +114,8 @@ class RegistryTransport:
         self.http = http
         self.auth = auth
         self.retry = retry or RetryPolicy()
-        self.base_url = httpx.URL(f"{scheme_for(host, insecure)}://{host}")
+        # A configured URL's scheme wins; otherwise loopback and insecure mean plain http.
+        self.base_url = httpx.URL(f"{scheme or scheme_for(host, insecure)}://{host}")
         self._semaphore = asyncio.Semaphore(max_concurrency)
 
     def url(self, path: str) -> httpx.URL:
