@@ -69,7 +69,6 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
         trust.policy,
         trust.store_path,
         revocation=revocation,
-        max_signatures=config.limits.max_signatures_per_node,
     )
     # Load every store the policy names now: a broken store is a config error before the run,
     # not a surprise halfway through it.

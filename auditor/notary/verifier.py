@@ -44,7 +44,6 @@ from auditor.notary.types import Envelope, SigningScheme, TimestampResult, Valid
 from auditor.oci.digest import compute_digest
 from auditor.oci.manifest import ImageManifest
 
-DEFAULT_MAX_SIGNATURES = 100
 _FORMATS = {JWS_MEDIA_TYPE: "notation/jws", COSE_MEDIA_TYPE: "notation/cose"}
 
 
@@ -97,13 +96,11 @@ class Verifier:
         *,
         revocation: RevocationChecker | None = None,
         now: Callable[[], datetime] = _utcnow,
-        max_signatures: int = DEFAULT_MAX_SIGNATURES,
     ) -> None:
         self.policy = policy
         self.trust_store = TrustStore(trust_store_root)
         self._revocation = revocation
         self._now = now
-        self.max_signatures = max_signatures
 
     # --- public -----------------------------------------------------------------------------
 
@@ -168,31 +165,6 @@ class Verifier:
             )
             return self._result(run, signature_digest, fmt, unchecked)
         return self._result(run, signature_digest, fmt, None)
-
-    def verify_many(
-        self,
-        scope: str,
-        subject: Descriptor,
-        signatures: Sequence[tuple[str, ImageManifest, bytes]],
-    ) -> tuple[SignatureResult, ...]:
-        """Verify up to ``max_signatures`` (digest, manifest, envelope) triples; the rest are
-        reported unverified so a flood of signatures cannot stall an audit."""
-        results: list[SignatureResult] = []
-        for index, (digest, manifest, data) in enumerate(signatures):
-            if index >= self.max_signatures:
-                results.append(
-                    SignatureResult(
-                        digest=digest,
-                        format=_FORMATS.get(
-                            manifest.layers[0].media_type if manifest.layers else "", "notation"
-                        ),
-                        status=SignatureStatus.UNVERIFIED,
-                        reason=f"not verified: more than {self.max_signatures} signatures",
-                    )
-                )
-                continue
-            results.append(self.verify(scope, subject, manifest, data, digest))
-        return tuple(results)
 
     # --- steps ------------------------------------------------------------------------------
 

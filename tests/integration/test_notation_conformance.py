@@ -137,7 +137,8 @@ def _run(case: Case, tmp: Path) -> tuple[str, str, list[SignatureResult]]:
         subject, signatures = _read_layout(case.repo)
         with RevocationChecker(url_rewrite=_no_network) as checker:
             verifier = Verifier(policy, store, revocation=checker)
-            results = list(verifier.verify_many(_scope(case, policy_path), subject, signatures))
+            scope = _scope(case, policy_path)
+            results = [verifier.verify(scope, subject, m, env, d) for d, m, env in signatures]
     except ConfigError as exc:
         return "config-error", str(exc), []
     status, reason = node_status(results)

@@ -298,20 +298,6 @@ def test_missing_trust_store_is_a_config_error(store: Path, pki: TestPKI) -> Non
         _verify(_policy(stores=["ca:nope"]), store, _signed(pki))
 
 
-def test_verify_many_bounds_the_work(store: Path, pki: TestPKI) -> None:
-    verifier = Verifier(
-        _policy(), store, revocation=RevocationChecker(url_rewrite=_no_network), max_signatures=2
-    )
-    manifest, envelope = _signed(pki)
-    items = [(f"sha256:{i:064x}", manifest, envelope) for i in range(3)]
-    results = verifier.verify_many(SCOPE, SUBJECT, items)
-    assert [r.status for r in results] == [
-        SignatureStatus.VALID,
-        SignatureStatus.VALID,
-        SignatureStatus.UNVERIFIED,
-    ]
-
-
 def _result(status: SignatureStatus, reason: str = "r") -> SignatureResult:
     return SignatureResult(
         digest="sha256:" + "0" * 64, format="notation/jws", status=status, reason=reason
