@@ -15,12 +15,20 @@ from types import TracebackType
 import httpx
 
 from auditor.audit import Auditor, AuditSettings, AuditTarget
-from auditor.config import AuditorConfig, RegistryConfig, environment, load_config
+from auditor.config import (
+    DEFAULT_CONFIG_NAME,
+    AuditorConfig,
+    RegistryConfig,
+    environment,
+    load_config,
+    trust_section,
+)
 from auditor.coverage import CoverageRule, Require
 from auditor.errors import AuditorError, ConfigError
 from auditor.model import AuditReport, TargetResult
 from auditor.notary.revocation import RevocationChecker
-from auditor.notary.verifier import Verifier, load_trust_config, notation_config_dir
+from auditor.notary.trustconfig import load_trust_config, notation_config_dir
+from auditor.notary.verifier import Verifier
 from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
@@ -225,20 +233,41 @@ class _Sources:
 def check_configuration(
     config_path: Path | None, trust_policy: Path | None, trust_store: Path | None
 ) -> list[str]:
-    """Every problem in config, trust policy and trust store, one line each with its location."""
+    """Every problem in config, trust policy and trust store, one line each with its location.
+
+    One problem never hides another: a config with errors still has its ``trust:`` section
+    checked, and a missing trust store does not stop the trust policy from being read.
+    """
     problems: list[str] = []
+    source = config_path or Path(DEFAULT_CONFIG_NAME)
     try:
-        config, _ = load_config(config_path)
+        config, loaded = load_config(config_path)
+        source = loaded or source
     except ConfigError as exc:
-        return str(exc).splitlines()
+        problems.extend(str(exc).splitlines())
+        config = AuditorConfig(trust=trust_section(config_path))
     for i, registry in enumerate(config.registries):
         if registry.auth is not None:
             try:
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
             except ConfigError as exc:
                 problems.append(str(exc))
+    options = AppOptions(trust_policy=trust_policy, trust_store=trust_store)
+    policy, store = _trust_paths(config, options)
+    if store is not None and not store.is_dir():
+        where = "--trust-store" if trust_store is not None else f"{source}: trust.store"
+        problems.append(f"{where}: trust store directory {store} does not exist")
+        if policy is not None:
+            try:
+                load_trust_policy(policy)
+            except ConfigError as exc:
+                problems.extend(str(exc).splitlines())
+        return problems
     try:
-        build_verifier(config, AppOptions(trust_policy=trust_policy, trust_store=trust_store))
+        verifier = build_verifier(config, options)
     except AuditorError as exc:
         problems.extend(str(exc).splitlines())
+    else:
+        if verifier is not None:
+            verifier.close()
     return problems
