@@ -28,6 +28,7 @@ from auditor.errors import AuditorError, ConfigError
 from auditor.model import AuditReport, TargetResult
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import load_trust_config, notation_config_dir
+from auditor.notary.trustpolicy import load_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials

@@ -263,6 +263,22 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> tuple[AuditorC
     return _relative_to(config, path.parent), path
 
 
+def trust_section(path: Path | None, *, cwd: Path | None = None) -> TrustConfig | None:
+    """The ``trust:`` section of a config file on its own, paths resolved like load_config.
+
+    ``config check`` uses it to go on checking the trust policy and store of a config that has
+    problems elsewhere. None when the file cannot be read or the section itself is invalid
+    (load_config already reports why).
+    """
+    path = path or (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        trust = TrustConfig.model_validate(data["trust"]) if isinstance(data, dict) else None
+    except (OSError, yaml.YAMLError, ValidationError, KeyError):
+        return None
+    return _relative_to(AuditorConfig(trust=trust), path.parent).trust
+
+
 def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
     """Paths in a config file are relative to the file, not to wherever the CLI runs."""
 
