@@ -14,7 +14,7 @@ Bad trust-store configuration is a ConfigError (it would fail every signature al
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from auditor.errors import AuditorError, ConfigError, VerificationError
-from auditor.model import Descriptor, NodeStatus, SignatureResult, SignatureStatus
+from auditor.model import Descriptor, SignatureResult, SignatureStatus
 from auditor.notary import chain as chains
 from auditor.notary.crypto import verify_integrity
 from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
@@ -351,27 +351,3 @@ class Verifier:
             failed_validation=stop.validation.value,
         )
 
-
-def node_status(results: Sequence[SignatureResult]) -> tuple[NodeStatus, str]:
-    """A node's verdict from its signatures' verdicts (``signed`` needs one valid signature)."""
-    if not results:
-        return NodeStatus.UNSIGNED, "no Notary Project signature is attached"
-    valid = [r for r in results if r.status is SignatureStatus.VALID]
-    if valid:
-        first = valid[0]
-        by = f" by {first.signer}" if first.signer else ""
-        note = f" ({len(first.warnings)} warning(s))" if first.warnings else ""
-        return (
-            NodeStatus.SIGNED,
-            f"{len(valid)} of {len(results)} signature(s) valid{by}{note}",
-        )
-    if all(r.status is SignatureStatus.SKIPPED for r in results):
-        return NodeStatus.SKIPPED, results[0].reason
-    considered = [r for r in results if r.status is not SignatureStatus.SKIPPED]
-    if all(r.status in (SignatureStatus.ERROR, SignatureStatus.UNVERIFIED) for r in considered):
-        return NodeStatus.ERROR, f"no signature could be checked: {considered[0].reason}"
-    invalid = next(r for r in considered if r.status is SignatureStatus.INVALID)
-    return (
-        NodeStatus.INVALID,
-        f"{len(considered)} signature(s), none valid: {invalid.reason}",
-    )

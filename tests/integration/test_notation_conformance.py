@@ -16,7 +16,8 @@ from auditor.errors import ConfigError
 from auditor.model import SignatureResult
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustpolicy import load_trust_policy
-from auditor.notary.verifier import Verifier, node_status
+from auditor.notary.verifier import Verifier
+from tests.support.nodes import status_of
 from tests.support.notation_cases import (
     CASES,
     CONFIG_ERROR,
@@ -44,7 +45,7 @@ def _run(case: Case, tmp: Path) -> tuple[str, str, list[SignatureResult]]:
             results = [verifier.verify(scope, subject, m, env, d) for d, m, env in signatures]
     except ConfigError as exc:
         return CONFIG_ERROR, str(exc), []
-    status, reason = node_status(results)
+    status, reason = status_of(results)
     return status.value, reason, results
 
 

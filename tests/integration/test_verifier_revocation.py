@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from auditor.model import Descriptor, NodeStatus, SignatureStatus
+from auditor.model import Descriptor, SignatureStatus
 from auditor.notary.envelope import JWS_MEDIA_TYPE
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_jws, signature_manifest
 from auditor.notary.trustpolicy import parse_trust_policy
-from auditor.notary.verifier import Verifier, node_status
+from auditor.notary.verifier import Verifier
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from tests.support.pki_servers import (
     OCSP_DIR,
@@ -102,7 +102,6 @@ def _verify(
         result = verifier.verify(
             "r.example/app", SUBJECT, signed[0], signed[1], "sha256:" + "9" * 64
         )
-    assert node_status([result])[0] in (NodeStatus.SIGNED, NodeStatus.INVALID, NodeStatus.ERROR)
     return result.status, result.failed_validation, result.reason, result.warnings
 
 

@@ -19,8 +19,9 @@ from auditor.notary.testpki import TestPKI, make_pki
 from auditor.notary.trustconfig import load_trust_config
 from auditor.notary.trustpolicy import LEVEL_ACTIONS, Action, Level, parse_trust_policy
 from auditor.notary.types import SigningScheme, Validation
-from auditor.notary.verifier import Verifier, node_status
+from auditor.notary.verifier import Verifier
 from auditor.oci.manifest import ImageManifest, parse_manifest
+from tests.support.nodes import status_of
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 SCOPE = "registry.example/team/app"
@@ -124,7 +125,7 @@ def test_valid_signature(store: Path, pki: TestPKI) -> None:
     assert result.expiry == NOW + timedelta(days=1)
     assert result.format == "notation/jws"
     assert not result.timestamped
-    assert node_status([result])[0] is NodeStatus.SIGNED
+    assert status_of([result])[0] is NodeStatus.SIGNED
 
 
 def test_valid_cose_signature(store: Path, pki: TestPKI) -> None:
@@ -281,7 +282,7 @@ def test_timestamp_required_when_a_tsa_store_is_configured(
 def test_skip_level(store: Path, pki: TestPKI) -> None:
     result = _verify(_policy("skip", scopes=[SCOPE]), store, _signed(pki, target=OTHER))
     assert result.status is SignatureStatus.SKIPPED
-    assert node_status([result]) == (NodeStatus.SKIPPED, result.reason)
+    assert status_of([result])[0] is NodeStatus.SKIPPED
 
 
 def test_exact_scope_wins_and_no_statement_is_an_error(store: Path, pki: TestPKI) -> None:
@@ -303,15 +304,6 @@ def _result(status: SignatureStatus, reason: str = "r") -> SignatureResult:
     return SignatureResult(
         digest="sha256:" + "0" * 64, format="notation/jws", status=status, reason=reason
     )
-
-
-def test_node_status_rules() -> None:
-    v, i, e = SignatureStatus.VALID, SignatureStatus.INVALID, SignatureStatus.ERROR
-    assert node_status([])[0] is NodeStatus.UNSIGNED
-    assert node_status([_result(i), _result(v)])[0] is NodeStatus.SIGNED
-    assert node_status([_result(i, "bad"), _result(e)])[0] is NodeStatus.INVALID
-    assert "bad" in node_status([_result(i, "bad")])[1]
-    assert node_status([_result(e), _result(e)])[0] is NodeStatus.ERROR
 
 
 def test_load_trust_config_defaults_to_notation_dir(
