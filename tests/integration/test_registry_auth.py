@@ -17,14 +17,12 @@ from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import docker_credentials
 from auditor.registry.push import push_layout
 from auditor.registry.secret import Secret
+from tests.support.paths import FIXTURES
 from tests.support.registry_server import RunningRegistry
 
 pytestmark = pytest.mark.registry
 
-LAYOUT = (
-    Path(__file__).resolve().parents[3]
-    / "shared/fixtures/notation-e2e/registry/oci_layout/e2e-valid-signature"
-)
+LAYOUT = FIXTURES / "notation-e2e/registry/oci_layout/e2e-valid-signature"
 IMAGE = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
 SIGNATURE = "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f"
 

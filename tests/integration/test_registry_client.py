@@ -24,11 +24,11 @@ from auditor.registry.push import (
     push_referrer,
 )
 from auditor.registry.transport import RepositoryNotFound
+from tests.support.paths import FIXTURES
 from tests.support.registry_server import RunningRegistry
 
 pytestmark = pytest.mark.registry
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 LAYOUTS = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
 BUILDX_TAR = FIXTURES / "buildx" / "hello-oci-multiplatform-gzip.tar"
 IMAGE = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"

@@ -22,8 +22,9 @@ from typing import Any
 from auditor.model import Descriptor, NodeStatus, SignatureResult
 from auditor.oci.manifest import ImageManifest, parse_descriptor, parse_manifest
 from auditor.oci.mediatypes import NOTARY_SIGNATURE, OCI_MANIFEST
+from tests.support.paths import FIXTURES
 
-E2E = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "notation-e2e"
+E2E = FIXTURES / "notation-e2e"
 LAYOUTS = E2E / "registry" / "oci_layout"
 EXPECTED: dict[str, Any] = json.loads((E2E / "EXPECTED_OUTCOMES.json").read_text())
 GENERIC = "signature verification failed"  # notation's summary line, not a reason

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509 import ocsp
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "notation-e2e" / "config"
+from tests.support.paths import FIXTURES
+
+FIXTURES = FIXTURES / "notation-e2e" / "config"
 CRL_DIR = FIXTURES / "crl"
 OCSP_DIR = FIXTURES / "ocsp"
 

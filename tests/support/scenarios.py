@@ -29,8 +29,8 @@ from auditor.registry.client import RegistryClient
 from auditor.registry.push import PushedLayout, push_layout
 from auditor.samples import SampleLayout, attach_referrer, write_sample_layout
 from auditor.signing import sign_in_layout
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NOTATION_LAYOUTS = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
 NOTATION_EXPECTED = FIXTURES / "notation-e2e" / "EXPECTED_OUTCOMES.json"
 BUILDX_TAR = FIXTURES / "buildx" / "hello-oci-multiplatform-gzip.tar"

@@ -28,8 +28,8 @@ from auditor.samples import (
     write_sample_layout,
 )
 from auditor.source import FetchedManifest
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NOTATION = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shared/fixtures")
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -25,8 +24,8 @@ from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envel
 from auditor.notary.sign import payload_bytes
 from auditor.notary.testpki import TestPKI, make_pki
 from auditor.notary.types import Envelope, SigningScheme, TargetArtifact
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 SIGNED_LAYOUT = FIXTURES / "notation-go" / "signed-oci-layout"
 E2E_LAYOUTS = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
 

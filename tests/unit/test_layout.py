@@ -15,8 +15,8 @@ from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, is_fallback_tag
 from auditor.oci.manifest import ImageIndex, ImageManifest
 from auditor.registry.layout import OciLayoutSource, open_layout
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NOTATION = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
 BUILDX_TAR = FIXTURES / "buildx" / "hello-oci-multiplatform-gzip.tar"
 E2E_IMAGE = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"

@@ -22,8 +22,8 @@ from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envel
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.notary.testpki import KEY_TYPES, TestPKI, make_pki
 from auditor.notary.types import SigningScheme, TargetArtifact
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NOW = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SUBJECT = Descriptor(
     "application/vnd.oci.image.manifest.v1+json", "sha256:" + "cd" * 32, 517, {"purpose": "e2e"}

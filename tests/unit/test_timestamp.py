@@ -19,8 +19,8 @@ from auditor.errors import VerificationError
 from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
 from auditor.notary.timestamp import check_chain_covers, verify_timestamp
 from auditor.notary.types import Envelope, SigningScheme
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 VERIFIER = FIXTURES / "notation-go" / "verifier"
 SIG_ENV = VERIFIER / "testdata" / "timestamp" / "sigEnv"
 COUNTERSIG = VERIFIER / "testdata" / "timestamp" / "countersignature"

@@ -27,8 +27,9 @@ from auditor.notary.trustpolicy import (
     select_statement,
 )
 from auditor.notary.types import Validation
+from tests.support.paths import FIXTURES
 
-POLICIES = Path(__file__).resolve().parents[3] / "shared/fixtures/notation-e2e/config/trustpolicies"
+POLICIES = FIXTURES / "notation-e2e/config/trustpolicies"
 
 
 def _statement(**changes: Any) -> dict[str, Any]:

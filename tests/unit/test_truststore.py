@@ -10,8 +10,8 @@ import pytest
 from auditor.errors import ConfigError
 from auditor.notary.trustpolicy import StoreType, TrustStoreRef
 from auditor.notary.truststore import TrustStore, read_certificates
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared/fixtures"
 NOTATION_GO = FIXTURES / "notation-go/verifier/testdata/truststore"
 CORE_X509 = FIXTURES / "notation-core-go/x509/testdata"
 LOCALKEYS = FIXTURES / "notation-e2e/config/localkeys"
