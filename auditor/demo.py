@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the demo's files in this folder")
     args = parser.parse_args(argv)
     if args.keep:
+        if args.keep.exists() and any(args.keep.iterdir()):
+            parser.error(f"--keep {args.keep}: folder is not empty")
         args.keep.mkdir(parents=True, exist_ok=True)
         return run(args.keep, args.format)
     with tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp:
