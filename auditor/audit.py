@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from auditor.coverage import CoverageRule, Require, evaluate_target, select_rule
+from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError
 from auditor.model import (
@@ -22,7 +22,6 @@ from auditor.model import (
     SignatureResult,
     SignatureStatus,
     TargetResult,
-    TargetStatus,
 )
 from auditor.oci import mediatypes as mt
 from auditor.oci.graph import GraphLimits, build_graph
@@ -109,6 +108,7 @@ class Auditor:
 
     async def audit_target(self, target: AuditTarget) -> TargetResult:
         display = str(target.reference)
+        rule = select_rule(self.rules, target.scope, require=self.require)
         try:
             snapshot = await crawl(
                 target.source,
@@ -119,15 +119,8 @@ class Auditor:
             )
             graph = build_graph(snapshot, display)
         except AuditorError as exc:
-            return TargetResult(
-                reference=display,
-                digest=None,
-                media_type=None,
-                status=TargetStatus.ERROR,
-                error=str(exc),
-            )
+            return error_target(display, str(exc), rule=rule)
         signature_results = await self._verify_graph(target, graph.nodes)
-        rule = select_rule(self.rules, target.scope, require=self.require)
         return evaluate_target(
             display,
             graph,

@@ -14,8 +14,9 @@ from typing import Protocol
 
 from auditor.audit import AuditTarget
 from auditor.config import AuditorConfig, LayoutConfig, RegistryConfig, TagFilter
+from auditor.coverage import error_target
 from auditor.errors import AuditorError
-from auditor.model import TargetResult, TargetStatus
+from auditor.model import TargetResult
 from auditor.oci.digest import is_attachment_tag
 from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
 from auditor.registry.layout import OciLayoutSource
@@ -139,17 +140,12 @@ class Expander:
 
 
 def _failed(reference: str, exc: AuditorError) -> TargetResult:
-    return TargetResult(
-        reference=reference, digest=None, media_type=None, status=TargetStatus.ERROR, error=str(exc)
-    )
+    return error_target(reference, str(exc))
 
 
 def _nothing(reference: str, tag_count: int) -> TargetResult:
-    return TargetResult(
-        reference=reference,
-        digest=None,
-        media_type=None,
-        status=TargetStatus.ERROR,
-        error=f"no image to audit: {tag_count} tags, none selected by the tag filter "
+    return error_target(
+        reference,
+        f"no image to audit: {tag_count} tags, none selected by the tag filter "
         "(referrer and cosign tags are never audited)",
     )
