@@ -31,7 +31,9 @@ Decisions (kept in one place so reports, metrics and alerts agree):
 * An index that failed to load is always required (its children are unknown), and
   missing-platform findings are held back while any index is unreadable.
 * Platform selectors apply to indexes; a single-manifest target needs that manifest signed
-  under every rule. A selector without a variant selects every variant of its os/arch.
+  under every rule. A selector without a variant selects every variant of its os/arch. An index
+  entry without a platform is always selected: runtimes judge it by its config, so it could be
+  any platform.
 """
 
 from __future__ import annotations
@@ -289,7 +291,9 @@ class _Evaluation:
             return self.rule.attestations is AttestationPolicy.REQUIRE
         if node.kind is NodeKind.INDEX or node.digest == self.graph.root:
             return False
-        if self.rule.platforms is None:
+        if self.rule.platforms is None or node.platform is None:
+            # No platform in the index: runtimes decide from the image config, so it could
+            # be any selected platform; a selector cannot rule it out.
             return True
         return any(platform_matches(s, node.platform) for s in self.rule.platforms)
 

@@ -73,7 +73,7 @@ def _time(header: Mapping[str, Any], name: str) -> datetime | None:
         raise malformed("JWS", f"header {name} is not an RFC 3339 date-time")
     try:
         return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: e.g. year 1 at +01:00 has no UTC form
         raise malformed("JWS", f"header {name} is not a valid date-time") from None
 
 

@@ -199,6 +199,9 @@ class Verifier:
         algorithm = layer.digest.split(":", 1)[0]
         if algorithm in ("sha256", "sha512") and compute_digest(data, algorithm) != layer.digest:
             raise bad(f"the envelope blob does not match its descriptor digest {layer.digest}")
+        if len(data) != layer.size:
+            # notation's fetch checks size as well as digest; a lying descriptor is refused.
+            raise bad(f"the envelope blob is {len(data)} bytes, its descriptor says {layer.size}")
         try:
             envelope = parse_envelope(layer.media_type, data)
             verify_integrity(envelope)

@@ -198,7 +198,12 @@ def _kind(item: _Pending, is_index: bool) -> NodeKind:
     if (
         desc is not None
         and desc.annotations.get(mt.ANNOTATION_REFERENCE_TYPE) == mt.ATTESTATION_MANIFEST
+        and desc.platform is not None
+        and desc.platform.is_unknown
     ):
+        # Runtimes pick index entries by platform (or, with none given, by the image config),
+        # never by annotation: only an unknown/unknown entry is out of their reach, so the
+        # annotation alone must not exempt a pullable manifest from coverage.
         return NodeKind.ATTESTATION
     return NodeKind.PLATFORM
 
