@@ -33,7 +33,7 @@ from auditor.notary.envelope import parse_envelope
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_jws, signature_manifest
 from auditor.notary.testpki import make_pki
-from auditor.notary.trustpolicy import parse_trust_policy
+from auditor.notary.trustpolicy import TrustPolicy, parse_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci import mediatypes as mt
 from auditor.oci.graph import GraphLimits, build_graph
@@ -110,18 +110,23 @@ def bench_graph_and_memory(tmp: Path, repeat: int) -> None:
           f"ratio {peak / total:8.2f}x")
 
 
+def _strict_policy() -> TrustPolicy:
+    """strict for every scope, trusting the ``ca:bench`` store and any identity."""
+    statement = {
+        "name": "all",
+        "registryScopes": ["*"],
+        "signatureVerification": {"level": "strict"},
+        "trustStores": ["ca:bench"],
+        "trustedIdentities": ["*"],
+    }
+    return parse_trust_policy(json.dumps({"version": "1.0", "trustPolicies": [statement]}))
+
+
 def bench_verify(tmp: Path, repeat: int) -> None:
     pki = make_pki(name="bench", validity=timedelta(days=30))
     store = tmp / "store"
     pki.write_trust_store(store, "bench")
-    policy = parse_trust_policy(json.dumps({
-        "version": "1.0",
-        "trustPolicies": [{
-            "name": "all", "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:bench"], "trustedIdentities": ["*"],
-        }],
-    }))
+    policy = _strict_policy()
     subject = Descriptor(mt.OCI_MANIFEST, "sha256:" + "ab" * 32, 1234)
     now = datetime.now(UTC).replace(microsecond=0)
     envelope = sign_jws(subject, pki.leaf.key, pki.chain, signing_time=now)
@@ -156,14 +161,7 @@ def bench_audit(tmp: Path, repeat: int) -> None:
         sign_in_layout(sample.path, desc, pki.leaf.key, pki.chain, signing_time=now)
     store = tmp / "audit-store"
     pki.write_trust_store(store, "bench")
-    policy = parse_trust_policy(json.dumps({
-        "version": "1.0",
-        "trustPolicies": [{
-            "name": "all", "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:bench"], "trustedIdentities": ["*"],
-        }],
-    }))
+    policy = _strict_policy()
     source = open_layout(sample.path)
     target = AuditTarget(LayoutReference(str(sample.path), "v1"), source, "")
 

@@ -32,7 +32,6 @@ from tests.support.attacks import (
     forge_jws_header,
     node,
     only_target,
-    registry_blob_path,
     signature_results,
     statement,
     tamper_file,
@@ -40,6 +39,7 @@ from tests.support.attacks import (
     write_config,
     write_image,
 )
+from tests.support.registry_server import registry_blob_path
 from tests.support.scenarios import CliRun, audit_json, isolate_environment
 
 pytestmark = pytest.mark.registry

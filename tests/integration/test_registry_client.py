@@ -25,7 +25,7 @@ from auditor.registry.push import (
 )
 from auditor.registry.transport import RepositoryNotFound
 from tests.support.paths import FIXTURES
-from tests.support.registry_server import RunningRegistry
+from tests.support.registry_server import RunningRegistry, registry_blob_path
 
 pytestmark = pytest.mark.registry
 
@@ -226,19 +226,7 @@ async def test_not_found_errors_name_the_target(
 
 def _tamper(registry: RunningRegistry, digest: str) -> None:
     """Flip bytes of a stored blob in the registry's own storage (same length)."""
-    hex_ = digest.split(":", 1)[1]
-    path = (
-        registry.root
-        / "data"
-        / "docker"
-        / "registry"
-        / "v2"
-        / "blobs"
-        / "sha256"
-        / hex_[:2]
-        / hex_
-        / "data"
-    )
+    path = registry_blob_path(registry, digest)
     data = path.read_bytes()
     path.write_bytes(data.replace(b"linux", b"LINUX") if b"linux" in data else data[::-1])
 

@@ -407,23 +407,6 @@ def tamper_file(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def registry_blob_path(registry: RunningRegistry, digest: str) -> Path:
-    """Where distribution's filesystem driver keeps a blob (manifests are blobs too)."""
-    hex_ = digest.split(":", 1)[1]
-    return (
-        registry.root
-        / "data"
-        / "docker"
-        / "registry"
-        / "v2"
-        / "blobs"
-        / "sha256"
-        / hex_[:2]
-        / hex_
-        / "data"
-    )
-
-
 def statement(
     name: str,
     scopes: list[str],

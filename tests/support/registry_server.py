@@ -255,3 +255,9 @@ def registry_server(
     finally:
         if token_server is not None:
             token_server.stop()
+
+
+def registry_blob_path(registry: RunningRegistry, digest: str) -> Path:
+    """Where distribution's filesystem driver keeps a blob (manifests are blobs too)."""
+    hex_ = digest.split(":", 1)[1]
+    return registry.root / "data/docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
