@@ -540,3 +540,15 @@ def test_default_rule_is_both_every_platform_attestations_ignored() -> None:
     assert target.findings[0].message == (
         f"linux/ppc64le manifest {P} has no signature; policy both for * (default)"
     )
+
+
+def test_platform_less_entry_is_always_selected() -> None:
+    """An index entry without a platform could be pulled as any platform: a selector must not
+    exempt it."""
+    graph, results = multi(signed=[IX, A])
+    bare = node(dg("bare"), NodeKind.PLATFORM, parent=IX)
+    graph = ImageGraph(REF, IX, (*graph.nodes, bare))
+    target = run(graph, results, rule(Require.BOTH, platforms=(Platform.parse("linux/amd64"),)))
+    assert target.status is TargetStatus.NONCOMPLIANT
+    assert required(target)[bare.digest] is True
+    assert (UP, bare.digest) in kinds(target)

@@ -375,6 +375,9 @@ def test_forged_baseline_is_accepted(pki: TestPKI) -> None:
         ({"io.cncf.notary.signingTime": None}, "signingTime is required"),
         ({"io.cncf.notary.signingTime": "yesterday"}, "not an RFC 3339"),
         ({"io.cncf.notary.signingTime": "2025-06-01"}, "not an RFC 3339"),
+        # Out of datetime's range once moved to UTC: a clear refusal, not an OverflowError.
+        ({"io.cncf.notary.signingTime": "0001-01-01T00:00:00+01:00"}, "not a valid date-time"),
+        ({"io.cncf.notary.signingTime": "9999-12-31T23:59:59-01:00"}, "not a valid date-time"),
         ({"io.cncf.notary.authenticSigningTime": "2025-06-01T12:00:00Z"}, "must not be present"),
         (
             {

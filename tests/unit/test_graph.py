@@ -286,3 +286,28 @@ def test_custom_limits_and_crawl_messages_are_not_duplicated() -> None:
     snapshot = _snapshot(root, errors={root.descriptor.digest: (message,)})
     graph = build_graph(snapshot, "example:v1", GraphLimits(max_children=2))
     assert graph.nodes[0].error == message
+
+
+def test_attestation_annotation_alone_does_not_hide_a_platform_image() -> None:
+    """Runtimes pick entries by platform, not by annotation: only unknown/unknown is exempt."""
+    marker = {
+        mt.ANNOTATION_REFERENCE_TYPE: mt.ATTESTATION_MANIFEST,
+        mt.ANNOTATION_REFERENCE_DIGEST: _digest("x"),
+    }
+    real = _fetched(_image("real attestation"))
+    disguised = _fetched(_image("riscv image"))
+    bare = _fetched(_image("no platform"))
+    root = _fetched(
+        _index(
+            [
+                _entry(real, "unknown/unknown", marker),
+                _entry(disguised, "linux/riscv64", marker),
+                _entry(bare, None, marker),
+            ]
+        )
+    )
+    graph = build_graph(_snapshot(root, real, disguised, bare), "example:v1")
+    kinds = {n.digest: n.kind for n in graph.nodes}
+    assert kinds[real.descriptor.digest] is NodeKind.ATTESTATION
+    assert kinds[disguised.descriptor.digest] is NodeKind.PLATFORM
+    assert kinds[bare.descriptor.digest] is NodeKind.PLATFORM
