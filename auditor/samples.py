@@ -24,6 +24,7 @@ from typing import Any
 from auditor.model import Descriptor, Platform
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
+from auditor.oci.manifest import descriptor_json, parse_descriptor
 
 TAG = "v1"
 NESTED_TAG = "v1-nested"
@@ -159,28 +160,6 @@ def _ref_name(entry: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def descriptor_json(descriptor: Descriptor) -> dict[str, Any]:
-    """A descriptor as OCI JSON (mediaType, digest, size, then the optional fields)."""
-    out: dict[str, Any] = {
-        "mediaType": descriptor.media_type,
-        "digest": descriptor.digest,
-        "size": descriptor.size,
-    }
-    if descriptor.annotations:
-        out["annotations"] = dict(descriptor.annotations)
-    if descriptor.artifact_type:
-        out["artifactType"] = descriptor.artifact_type
-    if descriptor.platform is not None:
-        platform: dict[str, str] = {
-            "architecture": descriptor.platform.architecture,
-            "os": descriptor.platform.os,
-        }
-        if descriptor.platform.variant:
-            platform["variant"] = descriptor.platform.variant
-        out["platform"] = platform
-    return out
-
-
 # -- referrers, the way notation writes them ------------------------------------------------
 
 
@@ -251,7 +230,8 @@ def add_to_fallback_index(path: Path, subject_digest: str, referrer: Descriptor)
     for entry in index["manifests"]:
         if _ref_name(entry) == tag:
             blob = path / "blobs" / "sha256" / entry["digest"].split(":", 1)[1]
-            current = [_descriptor_from_json(d) for d in json.loads(blob.read_bytes())["manifests"]]
+            listed = json.loads(blob.read_bytes())["manifests"]
+            current = [parse_descriptor(d, f"fallback index {tag}") for d in listed]
     if all(d.digest != referrer.digest for d in current):
         current.append(referrer)
     new_index = write_index(path, current)
@@ -364,14 +344,4 @@ def _with(
         annotations=annotations if annotations is not None else descriptor.annotations,
         platform=platform or descriptor.platform,
         artifact_type=descriptor.artifact_type,
-    )
-
-
-def _descriptor_from_json(value: Mapping[str, Any]) -> Descriptor:
-    return Descriptor(
-        media_type=value["mediaType"],
-        digest=value["digest"],
-        size=value["size"],
-        annotations=value.get("annotations") or {},
-        artifact_type=value.get("artifactType"),
     )

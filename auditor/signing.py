@@ -16,7 +16,7 @@ from auditor.model import Descriptor
 from auditor.notary.crypto import PrivateKey
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.oci import mediatypes as mt
-from auditor.oci.manifest import parse_manifest
+from auditor.oci.manifest import parse_manifest, referrer_descriptor
 from auditor.samples import add_to_fallback_index, tag_manifest, write_blob
 
 ENVELOPE_FORMATS = {"jws": mt.JWS_ENVELOPE, "cose": mt.COSE_ENVELOPE}
@@ -46,13 +46,7 @@ def sign_in_layout(
         write_blob(path, blob)
     digest = write_blob(path, raw)
     manifest = parse_manifest(raw, mt.OCI_MANIFEST)
-    descriptor = Descriptor(
-        mt.OCI_MANIFEST,
-        digest,
-        len(raw),
-        annotations=manifest.annotations,
-        artifact_type=manifest.effective_artifact_type,
-    )
+    descriptor = referrer_descriptor(manifest, digest, len(raw))
     tag_manifest(path, Descriptor(mt.OCI_MANIFEST, digest, len(raw), manifest.annotations), None)
     add_to_fallback_index(path, subject.digest, descriptor)
     return descriptor

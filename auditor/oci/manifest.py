@@ -152,3 +152,39 @@ def parse_manifest(raw: bytes, media_type: str | None = None, where: str = "mani
             annotations=annotations,
         )
     raise UnsupportedMediaType(f"{where}: unsupported manifest media type {kind}")
+
+
+def descriptor_json(descriptor: Descriptor) -> dict[str, Any]:
+    """A descriptor as OCI JSON, the inverse of parse_descriptor (for manifests we write)."""
+    out: dict[str, Any] = {
+        "mediaType": descriptor.media_type,
+        "digest": descriptor.digest,
+        "size": descriptor.size,
+    }
+    if descriptor.annotations:
+        out["annotations"] = dict(descriptor.annotations)
+    if descriptor.artifact_type:
+        out["artifactType"] = descriptor.artifact_type
+    if descriptor.platform is not None:
+        platform: dict[str, str] = {
+            "architecture": descriptor.platform.architecture,
+            "os": descriptor.platform.os,
+        }
+        if descriptor.platform.variant:
+            platform["variant"] = descriptor.platform.variant
+        if descriptor.platform.os_version:
+            platform["os.version"] = descriptor.platform.os_version
+        out["platform"] = platform
+    return out
+
+
+def referrer_descriptor(manifest: Manifest, digest: str, size: int) -> Descriptor:
+    """How a referrer is listed in a referrers (or fallback tag) index: with its artifactType
+    (the config media type for older artifacts) and its annotations."""
+    return Descriptor(
+        media_type=manifest.media_type,
+        digest=digest,
+        size=size,
+        annotations=manifest.annotations,
+        artifact_type=manifest.effective_artifact_type,
+    )

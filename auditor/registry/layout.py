@@ -23,7 +23,7 @@ from auditor.errors import DigestMismatch, MalformedContent, NotFound, TooLarge
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag, is_valid_digest, verify_digest
-from auditor.oci.manifest import ImageIndex, Manifest, parse_manifest
+from auditor.oci.manifest import ImageIndex, Manifest, parse_manifest, referrer_descriptor
 from auditor.oci.reference import LAYOUT_PREFIX
 from auditor.source import DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest
 
@@ -241,13 +241,7 @@ class OciLayoutSource:
                 if manifest.subject is None:
                     continue
                 index.setdefault(manifest.subject.digest, []).append(
-                    Descriptor(
-                        media_type=manifest.media_type,
-                        digest=found.digest,
-                        size=found.size,
-                        annotations=manifest.annotations,
-                        artifact_type=manifest.effective_artifact_type,
-                    )
+                    referrer_descriptor(manifest, found.digest, found.size)
                 )
             self._subject_index = index
         return self._subject_index

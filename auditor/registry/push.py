@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from auditor.errors import DigestMismatch, GraphLimitExceeded, MalformedContent, NotFound
@@ -35,7 +34,13 @@ from auditor.oci.digest import (
     is_valid_digest,
     verify_digest,
 )
-from auditor.oci.manifest import ImageIndex, ImageManifest, Manifest, parse_manifest
+from auditor.oci.manifest import (
+    ImageIndex,
+    Manifest,
+    descriptor_json,
+    parse_manifest,
+    referrer_descriptor,
+)
 from auditor.registry.client import RegistryClient
 from auditor.registry.transport import raise_for_status
 
@@ -118,41 +123,6 @@ async def push_manifest(
     return digest
 
 
-def descriptor_json(descriptor: Descriptor) -> dict[str, Any]:
-    """A descriptor as OCI JSON (for indexes we write)."""
-    out: dict[str, Any] = {
-        "mediaType": descriptor.media_type,
-        "digest": descriptor.digest,
-        "size": descriptor.size,
-    }
-    if descriptor.artifact_type:
-        out["artifactType"] = descriptor.artifact_type
-    if descriptor.annotations:
-        out["annotations"] = dict(descriptor.annotations)
-    if descriptor.platform is not None:
-        platform = descriptor.platform
-        out["platform"] = {"architecture": platform.architecture, "os": platform.os}
-        if platform.variant:
-            out["platform"]["variant"] = platform.variant
-        if platform.os_version:
-            out["platform"]["os.version"] = platform.os_version
-    return out
-
-
-def referrer_descriptor(digest: str, raw: bytes, manifest: Manifest) -> Descriptor:
-    """How a referrer appears in a referrers index: artifactType and annotations included."""
-    artifact_type = manifest.artifact_type
-    if artifact_type is None and isinstance(manifest, ImageManifest):
-        artifact_type = manifest.config.media_type
-    return Descriptor(
-        media_type=manifest.media_type,
-        digest=digest,
-        size=len(raw),
-        annotations=manifest.annotations,
-        artifact_type=artifact_type,
-    )
-
-
 def fallback_index(referrers: list[Descriptor]) -> bytes:
     doc = {
         "schemaVersion": 2,
@@ -196,9 +166,8 @@ async def push_referrer(client: RegistryClient, repository: str, raw: bytes) -> 
     if manifest.subject is None:
         raise MalformedContent(f"{client.name}/{repository}@{digest}: manifest has no subject")
     await push_manifest(client, repository, digest, raw, manifest.media_type)
-    await update_fallback_tag(
-        client, repository, manifest.subject.digest, [referrer_descriptor(digest, raw, manifest)]
-    )
+    referrer = referrer_descriptor(manifest, digest, len(raw))
+    await update_fallback_tag(client, repository, manifest.subject.digest, [referrer])
     return digest
 
 
@@ -366,7 +335,7 @@ async def push_layout(
     for digest, (raw, manifest) in candidates.items():
         if digest in pusher.pushed and manifest.subject is not None:
             by_subject.setdefault(manifest.subject.digest, []).append(
-                referrer_descriptor(digest, raw, manifest)
+                referrer_descriptor(manifest, digest, len(raw))
             )
 
     for tag, entry in layout_fallbacks.items():

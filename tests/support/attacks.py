@@ -40,10 +40,10 @@ from auditor.notary.envelope import (
 from auditor.notary.sign import TargetLike, payload_bytes
 from auditor.notary.testpki import Issued, TestPKI, make_key, make_pki
 from auditor.oci import mediatypes as mt
+from auditor.oci.manifest import descriptor_json
 from auditor.samples import (
     SampleLayout,
     add_to_fallback_index,
-    descriptor_json,
     tag_manifest,
     write_blob,
     write_manifest,
