@@ -33,7 +33,7 @@ from auditor.notary.verifier import Verifier
 from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
-from auditor.registry.credentials import docker_credentials
+from auditor.registry.credentials import default_docker_config_path, docker_credentials
 from auditor.registry.layout import OciLayoutSource, open_layout
 from auditor.registry.secret import Secret
 from auditor.targets import Expander
@@ -90,8 +90,8 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
 
 async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
     if registry is None or registry.auth is None:
-        credentials = await docker_credentials(host) if _docker_config_exists() else None
-        return AuthProvider(credentials)
+        found = default_docker_config_path().is_file()
+        return AuthProvider(await docker_credentials(host) if found else None)
     resolved = registry.auth.resolve(environment(), f"registries[{registry.url}].auth")
     if resolved.docker_config is not None:
         return AuthProvider(await docker_credentials(host, resolved.docker_config))
@@ -101,12 +101,6 @@ async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
         secret = Secret(resolved.identity_token.get_secret_value())
         return AuthProvider(Credentials(identity_token=secret))
     return AuthProvider.anonymous()
-
-
-def _docker_config_exists() -> bool:
-    from auditor.registry.credentials import default_docker_config_path
-
-    return default_docker_config_path().is_file()
 
 
 class App:
@@ -176,7 +170,8 @@ class App:
             self._http[key] = client
         return self._http[key]
 
-    async def _registry_source(self, host: str) -> RegistryClient:
+    async def registry(self, host: str) -> RegistryClient:
+        """The source for one registry host, made once (the SourceFactory of targets.py)."""
         if host not in self._registries:
             registry = self.config.registry_for(host)
             self._registries[host] = RegistryClient(
@@ -190,7 +185,8 @@ class App:
             )
         return self._registries[host]
 
-    def _layout_source(self, path: Path) -> OciLayoutSource:
+    def layout(self, path: Path) -> OciLayoutSource:
+        """The source for one layout, opened once (a tar is extracted once)."""
         key = path.resolve()
         if key not in self._layouts:
             self._layouts[key] = open_layout(
@@ -200,35 +196,13 @@ class App:
 
     async def targets(self, references: Sequence[str]) -> list[AuditTarget | TargetResult]:
         """Pinned targets for the given references, or for the config when there are none."""
-        hosts = {r.host for r in self.config.registries}
-        for text in references:
-            from auditor.oci.reference import ImageReference, parse_reference
-
-            ref = parse_reference(text)
-            if isinstance(ref, ImageReference):
-                hosts.add(ref.registry)
-        sources = _Sources(
-            {h: await self._registry_source(h) for h in sorted(hosts)}, self._layout_source
-        )
-        expander = Expander(sources, self.config)
+        expander = Expander(self, self.config)
         if references:
             return await expander.from_arguments(references)
         return await expander.from_config()
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
         return await self.auditor.run(await self.targets(references))
-
-
-@dataclass(frozen=True)
-class _Sources:
-    registries: dict[str, RegistryClient]
-    layout_opener: Callable[[Path], OciLayoutSource]
-
-    def registry(self, host: str) -> RegistryClient:
-        return self.registries[host]
-
-    def layout(self, path: Path) -> OciLayoutSource:
-        return self.layout_opener(path)
 
 
 def check_configuration(

@@ -177,63 +177,45 @@ class Auditor:
     async def _fetch_and_verify(
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
-        def error(fmt: str, reason: str) -> SignatureResult:
-            return SignatureResult(signature.digest, fmt, SignatureStatus.ERROR, reason)
+        def verdict(status: SignatureStatus, fmt: str, reason: str) -> SignatureResult:
+            failed = "integrity" if status is SignatureStatus.INVALID else None
+            return SignatureResult(signature.digest, fmt, status, reason, failed_validation=failed)
 
         try:
             fetched = await target.source.get_manifest(target.repository, signature.digest)
         except AuditorError as exc:
-            return error("notation", f"cannot load signature manifest: {exc}")
+            reason = f"cannot load signature manifest: {exc}"
+            return verdict(SignatureStatus.ERROR, "notation", reason)
         manifest = fetched.manifest
-        skipped = self.verifier is not None and self.verifier.skips(target.scope)
-        if skipped and self.verifier is not None and isinstance(manifest, ImageManifest):
+        verifier = self.verifier
+        if verifier is not None and verifier.skips(target.scope) and isinstance(
+            manifest, ImageManifest
+        ):
             # notation's skip level judges nothing, not even whether an envelope is there:
             # the verifier's own skipped verdict, before the envelope checks below.
-            return self.verifier.verify(target.scope, subject, manifest, b"", signature.digest)
+            return verifier.verify(target.scope, subject, manifest, b"", signature.digest)
         if not isinstance(manifest, ImageManifest):
-            return SignatureResult(
-                signature.digest,
-                "notation",
-                SignatureStatus.INVALID,
-                "signature artifact is an index, not a signature manifest",
-                failed_validation="integrity",
-            )
+            reason = "signature artifact is an index, not a signature manifest"
+            return verdict(SignatureStatus.INVALID, "notation", reason)
         envelopes = [layer for layer in manifest.layers if layer.media_type in ENVELOPE_TYPES]
         if len(envelopes) != 1:
-            return SignatureResult(
-                signature.digest,
-                "notation",
-                SignatureStatus.INVALID,
-                f"signature manifest has {len(envelopes)} envelope layers; exactly one is required",
-                failed_validation="integrity",
-            )
+            count = len(envelopes)
+            reason = f"signature manifest has {count} envelope layers; exactly one is required"
+            return verdict(SignatureStatus.INVALID, "notation", reason)
         layer = envelopes[0]
         fmt = ENVELOPE_TYPES[layer.media_type]
-        if self.verifier is None:
-            return SignatureResult(
-                signature.digest,
-                fmt,
-                SignatureStatus.UNVERIFIED,
-                "no trust policy configured: signature not verified",
-            )
-        if layer.size > self.settings.max_envelope_bytes:
-            return SignatureResult(
-                signature.digest,
-                fmt,
-                SignatureStatus.INVALID,
-                f"envelope of {layer.size} bytes exceeds the limit of "
-                f"{self.settings.max_envelope_bytes}",
-                failed_validation="integrity",
-            )
+        if verifier is None:
+            reason = "no trust policy configured: signature not verified"
+            return verdict(SignatureStatus.UNVERIFIED, fmt, reason)
+        limit = self.settings.max_envelope_bytes
+        if layer.size > limit:
+            reason = f"envelope of {layer.size} bytes exceeds the limit of {limit}"
+            return verdict(SignatureStatus.INVALID, fmt, reason)
         try:
-            envelope = await target.source.get_blob(
-                target.repository, layer.digest, self.settings.max_envelope_bytes
-            )
+            envelope = await target.source.get_blob(target.repository, layer.digest, limit)
         except AuditorError as exc:
-            return error(fmt, f"cannot load signature envelope {layer.digest}: {exc}")
-        verifier = self.verifier
+            reason = f"cannot load signature envelope {layer.digest}: {exc}"
+            return verdict(SignatureStatus.ERROR, fmt, reason)
         return await asyncio.to_thread(
             verifier.verify, target.scope, subject, manifest, envelope, signature.digest
         )
-
-

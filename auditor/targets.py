@@ -52,7 +52,7 @@ def select_repositories(catalog: Iterable[str], patterns: Sequence[str]) -> list
 class SourceFactory(Protocol):
     """Where targets get their sources; the composition root implements it."""
 
-    def registry(self, host: str) -> ManifestSource: ...
+    async def registry(self, host: str) -> ManifestSource: ...
 
     def layout(self, path: Path) -> OciLayoutSource: ...
 
@@ -83,7 +83,7 @@ class Expander:
             return await self._expand_layout(
                 LayoutConfig(path=Path(reference.path)), pinned=reference
             )
-        source = self.sources.registry(reference.registry)
+        source = await self.sources.registry(reference.registry)
         if reference.ref is not None:
             return [AuditTarget(reference, source, reference.repository)]
         registry = self.config.registry_for(reference.registry)
@@ -91,7 +91,7 @@ class Expander:
         return await self._expand_repository(source, reference, tag_filter)
 
     async def _expand_registry(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
-        source = self.sources.registry(registry.host)
+        source = await self.sources.registry(registry.host)
         repositories = [p for p in registry.repositories if not _GLOB_CHARS & set(p)]
         patterns = [p for p in registry.repositories if _GLOB_CHARS & set(p)]
         out: list[AuditTarget | TargetResult] = []
