@@ -280,27 +280,31 @@ def trust_section(path: Path | None, *, cwd: Path | None = None) -> TrustConfig 
 
 
 def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
-    """Paths in a config file are relative to the file, not to wherever the CLI runs."""
+    """Paths in a config file are relative to the file (``~`` is the home directory), not to
+    wherever the CLI runs."""
 
     def fix(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else base / p
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else base / p
 
     trust = config.trust
     if trust is not None:
         trust = trust.model_copy(
             update={
-                "policy": fix(trust.policy) or trust.policy,
-                "store": fix(trust.store) or trust.store,
-                "revocation_cache": fix(trust.revocation_cache) or trust.revocation_cache,
+                "policy": fix(trust.policy),
+                "store": fix(trust.store),
+                "revocation_cache": fix(trust.revocation_cache),
             }
         )
-    layouts = [lay.model_copy(update={"path": fix(lay.path) or lay.path}) for lay in config.layouts]
+    layouts = [lay.model_copy(update={"path": fix(lay.path)}) for lay in config.layouts]
     registries = []
     for reg in config.registries:
-        update: dict[str, Any] = {"ca_file": fix(reg.ca_file) or reg.ca_file}
+        update: dict[str, Any] = {"ca_file": fix(reg.ca_file)}
         if reg.auth is not None and reg.auth.docker_config is not None:
             update["auth"] = reg.auth.model_copy(
-                update={"docker_config": fix(reg.auth.docker_config) or reg.auth.docker_config}
+                update={"docker_config": fix(reg.auth.docker_config)}
             )
         registries.append(reg.model_copy(update=update))
     return config.model_copy(update={"trust": trust, "layouts": layouts, "registries": registries})

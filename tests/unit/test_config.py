@@ -110,3 +110,16 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_home_relative_paths_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "auditor.yaml"
+    path.write_text(
+        "registries:\n  - url: https://r.io\n    repositories: [a]\n"
+        "    auth: {docker_config: ~/.docker/config.json}\n"
+    )
+    config, _ = load_config(path)
+    auth = config.registries[0].auth
+    assert auth is not None
+    assert auth.docker_config == tmp_path / "home" / ".docker" / "config.json"
