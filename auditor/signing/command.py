@@ -170,6 +170,19 @@ async def _sign_one(
     return NodeResult(node, Outcome.SIGNED, decision.reason, published.digest, published.via)
 
 
+def _unconfirmed(results: list[NodeResult], problems: list[str]) -> list[NodeResult]:
+    """Mark signatures the final confirmation could not keep findable as failed."""
+    out = []
+    for result in results:
+        trouble = next(
+            (p for p in problems if result.signature and p.startswith(result.signature)), None
+        )
+        if trouble is not None:
+            result = NodeResult(result.node, Outcome.FAILED, f"{result.reason}; {trouble}")
+        out.append(result)
+    return out
+
+
 async def sign(
     app: App, reference: str, key: SigningKey, selection: Selection, options: SignOptions
 ) -> SignReport:
@@ -209,7 +222,9 @@ async def sign(
         for decision in decisions:
             if decision.action is Action.SIGN and not options.dry_run:
                 jobs.append(_sign_one(decision, key, options, publisher, http, semaphore))
-        signed = iter(await asyncio.gather(*jobs))
+        done = list(await asyncio.gather(*jobs))
+        lost = await publisher.confirm() if jobs else []
+        signed = iter(_unconfirmed(done, lost))
     finally:
         if http is not None:
             http.close()

@@ -12,7 +12,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from auditor.config import load_config
 from auditor.errors import UsageError
@@ -61,10 +61,8 @@ def parse_platforms(items: list[str] | None) -> tuple[Platform, ...] | None:
         raise UsageError(f"--platform: {exc}") from None
 
 
-def add_parsers(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    parser_class: type[argparse.ArgumentParser],
-) -> None:
+def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add ``sign`` and ``keys`` to the CLI's subparsers (made with ``parser_class``)."""
     sign = sub.add_parser("sign", help="sign an image (and, recursively, its platform images)")
     sign.add_argument("reference", metavar="REFERENCE",
                       help="host/repo:tag|@digest or oci-layout:DIR:tag|@digest")

@@ -11,7 +11,6 @@ by the source; a signature that cannot be read is simply not ours.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -60,7 +59,9 @@ async def own_signature(
     """A sentence naming a valid signature of ``node`` by ``key``'s certificate, or None."""
     subject = Descriptor(node.media_type, node.digest, node.size)
     for signature in node.signatures[: bounds.max_signatures_per_node]:
-        found = await _check(source, repository, scope, subject, signature, key, verifier, bounds, now)
+        found = await _check(
+            source, repository, scope, subject, signature, key, verifier, bounds, now
+        )
         if found is not None:
             return found
     return None
@@ -114,7 +115,3 @@ async def _check(
     if envelope.expiry is not None and envelope.expiry <= moment:
         return None
     return f"already signed by this certificate ({short}..., intact; no trust policy given)"
-
-
-def nodes_by_digest(nodes: Sequence[GraphNode]) -> dict[str, GraphNode]:
-    return {n.digest: n for n in nodes}

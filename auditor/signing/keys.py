@@ -21,7 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from auditor.errors import SigningError, UsageError, VerificationError
-from auditor.notary.crypto import Algorithm, PrivateKey, algorithm_for_key, subject_of
+from auditor.notary.crypto import (
+    Algorithm,
+    PrivateKey,
+    algorithm_for_key,
+    subject_of,
+    validate_code_signing_chain,
+)
 
 MAX_PEM_BYTES = 1024 * 1024
 """A key or chain file bigger than this is not a key or a chain."""
@@ -76,7 +82,9 @@ def load_private_key(
     if passphrase_env is not None:
         value = (env or {}).get(passphrase_env)
         if value is None:
-            raise UsageError(f"--key-passphrase-env: environment variable {passphrase_env} is not set")
+            raise UsageError(
+                f"--key-passphrase-env: environment variable {passphrase_env} is not set"
+            )
         password = value.encode()
     try:
         key = serialization.load_pem_private_key(data, password=password)
@@ -94,7 +102,7 @@ def load_private_key(
         # Wrong passphrase and malformed PEM look alike here; say both, reveal neither.
         hint = " or the passphrase is wrong" if password is not None else ""
         raise UsageError(f"--key {path}: not a readable PEM private key{hint}") from None
-    except Exception:  # noqa: BLE001 - the library's own parse errors; never echo key bytes
+    except Exception:  # the library's own parse errors: never echo key bytes
         raise UsageError(f"--key {path}: not a readable PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise UsageError(
@@ -171,8 +179,6 @@ def load_signing_key(
     try:
         # The spec's certificate requirements (code-signing leaf, CA flags, ordering):
         # refusing here beats publishing signatures every verifier rejects.
-        from auditor.notary.crypto import validate_code_signing_chain
-
         validate_code_signing_chain(loaded.chain)
     except VerificationError as exc:
         raise SigningError(f"--cert {cert_path}: {exc}") from None

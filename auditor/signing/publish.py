@@ -8,10 +8,15 @@ doing that at once can overwrite each other (distribution 2.8 has no conditional
 
 1. the tag is read again just before the PUT, and the merge starts over if it moved;
 2. after the PUT the tag is read back after a short, jittered settle delay, and the merge
-   starts over if our entry is gone (another signer wrote over it from an older read).
+   starts over if our entry is gone (another signer wrote over it from an older read);
+3. when the whole run is done (:meth:`RegistryPublisher.confirm`), every fallback tag we
+   wrote is checked again at growing intervals (about 1.5 s in all) and repaired where our
+   entry went missing, so a concurrent signer whose write was delayed past step 2 is caught.
 
-Each signer thus repairs its own entry, whichever write lands last, within a bounded number
-of attempts (a failure after them is a named error, never a silent loss).
+Each signer thus repairs its own entry, whichever write lands last, within bounded attempts
+(a failure after them is a named error, never a silent loss). The window that remains is a
+concurrent write delayed by longer than the confirmation rounds: no registry without
+conditional PUTs lets a client close it completely.
 
 Layout: blobs and the manifest are written into the layout, listed untagged in ``index.json``
 and added to the fallback tag index, as notation does for ``oci-layout`` targets, under an
@@ -29,17 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from auditor.errors import MalformedContent, NotFound, SigningError
+from auditor.errors import AuditorError, MalformedContent, NotFound, SigningError
+from auditor.layout.writer import write_referrer
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
 from auditor.oci.manifest import ImageIndex, parse_manifest, referrer_descriptor
 from auditor.registry.client import RegistryClient
 from auditor.registry.push import fallback_index, push_blob, put_manifest
-from auditor.samples import add_to_fallback_index, tag_manifest, write_blob
 
 FALLBACK_ATTEMPTS = 8
 SETTLE_SECONDS = 0.05
+CONFIRM_DELAYS = (0.1, 0.3, 0.9)
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,10 @@ class Publisher(Protocol):
         self, subject: Descriptor, manifest: bytes, blobs: Mapping[str, bytes]
     ) -> Published: ...
 
+    async def confirm(self) -> list[str]:
+        """After all publishing: check the signatures are still findable; problems, if any."""
+        ...
+
 
 def _referrer(raw: bytes, where: str) -> tuple[str, Descriptor]:
     digest = compute_digest(raw)
@@ -77,11 +87,14 @@ class RegistryPublisher:
         *,
         attempts: int = FALLBACK_ATTEMPTS,
         settle_seconds: float = SETTLE_SECONDS,
+        confirm_delays: tuple[float, ...] = CONFIRM_DELAYS,
     ) -> None:
         self.client = client
         self.repository = repository
         self.attempts = attempts
         self.settle_seconds = settle_seconds
+        self.confirm_delays = confirm_delays
+        self._listed: dict[str, tuple[str, Descriptor]] = {}  # signature -> (subject, entry)
 
     @property
     def name(self) -> str:
@@ -100,7 +113,25 @@ class RegistryPublisher:
             self.client.referrers_api = True
             return Published(digest, "referrers API")
         tag = await self._add_to_fallback(subject.digest, referrer)
+        self._listed[digest] = (subject.digest, referrer)
         return Published(digest, f"fallback tag {tag}")
+
+    async def confirm(self) -> list[str]:
+        """Re-check every fallback entry we wrote, at growing intervals; repair lost ones."""
+        problems: list[str] = []
+        for delay in self.confirm_delays:
+            if not self._listed:
+                break
+            await asyncio.sleep(delay)
+            for digest, (subject, referrer) in list(self._listed.items()):
+                try:
+                    _, entries = await self._current(fallback_tag(subject))
+                    if all(e.digest != digest for e in entries):
+                        await self._add_to_fallback(subject, referrer)
+                except AuditorError as exc:
+                    problems.append(f"{digest}: {exc}")
+                    del self._listed[digest]
+        return problems
 
     async def _current(self, tag: str) -> tuple[str | None, list[Descriptor]]:
         try:
@@ -151,14 +182,13 @@ class LayoutPublisher:
     async def publish(
         self, subject: Descriptor, manifest: bytes, blobs: Mapping[str, bytes]
     ) -> Published:
-        digest, referrer = _referrer(manifest, f"{self.name} signature manifest")
         with self._locked():
-            for blob in blobs.values():
-                write_blob(self.path, blob)
-            write_blob(self.path, manifest)
-            tag_manifest(self.path, Descriptor(mt.OCI_MANIFEST, digest, len(manifest)), None)
-            add_to_fallback_index(self.path, subject.digest, referrer)
-        return Published(digest, f"oci-layout, fallback tag {fallback_tag(subject.digest)}")
+            referrer = write_referrer(self.path, manifest, blobs)
+        return Published(referrer.digest, f"fallback tag {fallback_tag(subject.digest)}")
+
+    async def confirm(self) -> list[str]:
+        """Layout writes are serialised by the lock: nothing can have been lost."""
+        return []
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

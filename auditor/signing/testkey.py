@@ -35,8 +35,14 @@ KEY_TYPES = {
     "ec521": ("EC", 521),
 }
 _CURVES = {256: ec.SECP256R1(), 384: ec.SECP384R1(), 521: ec.SECP521R1()}
-_HASH = {2048: hashes.SHA256, 3072: hashes.SHA384, 4096: hashes.SHA512,
-         256: hashes.SHA256, 384: hashes.SHA384, 521: hashes.SHA512}
+_HASH: dict[int, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    2048: hashes.SHA256,
+    3072: hashes.SHA384,
+    4096: hashes.SHA512,
+    256: hashes.SHA256,
+    384: hashes.SHA384,
+    521: hashes.SHA512,
+}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MAX_POLICY_BYTES = 1024 * 1024
 POLICY_FILE = "trustpolicy.oci.json"
