@@ -15,12 +15,12 @@ from auditor.model import Descriptor, NodeStatus, SignatureResult, SignatureStat
 from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
-from auditor.notary.testpki import TestPKI, make_pki
 from auditor.notary.trustconfig import load_trust_config
 from auditor.notary.trustpolicy import LEVEL_ACTIONS, Action, Level, parse_trust_policy
 from auditor.notary.types import SigningScheme, Validation
 from auditor.notary.verifier import Verifier
 from auditor.oci.manifest import ImageManifest, parse_manifest
+from devkit.testpki import TestPKI, make_pki
 from tests.support.nodes import status_of
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
