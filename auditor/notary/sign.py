@@ -28,20 +28,17 @@ from auditor.notary.crypto import (
     validate_code_signing_chain,
     verify_integrity,
 )
-from auditor.notary.envelope import (
-    COSE_MEDIA_TYPE,
+from auditor.notary.decoded import (
     H_AUTHENTIC_SIGNING_TIME,
     H_EXPIRY,
     H_SIGNING_AGENT,
     H_SIGNING_SCHEME,
     H_SIGNING_TIME,
     H_TIMESTAMP_SIGNATURE,
-    JWS_MEDIA_TYPE,
-    PAYLOAD_CONTENT_TYPE,
-    SIGNATURE_ARTIFACT_TYPE,
-    parse_envelope,
 )
+from auditor.notary.envelope import parse_envelope
 from auditor.notary.types import SigningScheme
+from auditor.oci import mediatypes as mt
 
 SIGNING_AGENT = "registry-auditor/0.1.0"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -137,7 +134,7 @@ def sign_jws(
     crit = [H_SIGNING_SCHEME]
     protected: dict[str, Any] = {
         "alg": alg.name,
-        "cty": PAYLOAD_CONTENT_TYPE,
+        "cty": mt.NOTARY_PAYLOAD,
         H_SIGNING_SCHEME: str(signing_scheme),
     }
     if signing_scheme is SigningScheme.X509:
@@ -161,7 +158,7 @@ def sign_jws(
         unprotected,
         None if stamp is None else lambda sig: {H_TIMESTAMP_SIGNATURE: _b64(stamp(sig))},
     )
-    return _self_check(JWS_MEDIA_TYPE, envelope)
+    return _self_check(mt.JWS_ENVELOPE, envelope)
 
 
 def sign_cose(
@@ -183,7 +180,7 @@ def sign_cose(
     crit: list[str | int] = [H_SIGNING_SCHEME]
     protected: dict[str | int, Any] = {
         cose.LABEL_ALG: alg.cose_id,
-        cose.LABEL_CONTENT_TYPE: PAYLOAD_CONTENT_TYPE,
+        cose.LABEL_CONTENT_TYPE: mt.NOTARY_PAYLOAD,
         H_SIGNING_SCHEME: str(signing_scheme),
     }
     if signing_scheme is SigningScheme.X509:
@@ -207,7 +204,7 @@ def sign_cose(
         unprotected,
         None if stamp is None else lambda sig: {H_TIMESTAMP_SIGNATURE: stamp(sig)},
     )
-    return _self_check(COSE_MEDIA_TYPE, envelope)
+    return _self_check(mt.COSE_ENVELOPE, envelope)
 
 
 def _stamper(timestamper: Timestamper | None, scheme: SigningScheme) -> Timestamper | None:
@@ -251,7 +248,7 @@ def signature_manifest(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {
-            "mediaType": SIGNATURE_ARTIFACT_TYPE,
+            "mediaType": mt.NOTARY_SIGNATURE,
             "digest": config_digest,
             "size": len(_EMPTY_CONFIG),
         },

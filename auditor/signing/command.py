@@ -23,7 +23,8 @@ from auditor.audit import AuditTarget
 from auditor.crawl import crawl
 from auditor.errors import AuditorError, SigningError, UsageError
 from auditor.model import Descriptor, GraphNode, ImageGraph
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.envelope import ENVELOPE_FORMATS, parse_envelope
+from auditor.notary.format import is_notation_signature
 from auditor.notary.sign import Timestamper, sign_cose, sign_jws, signature_manifest
 from auditor.notary.timestamp import verify_timestamp
 from auditor.oci.graph import build_graph
@@ -34,7 +35,8 @@ from auditor.signing.plan import Action, Decision, Selection, select, settle, wa
 from auditor.signing.publish import LayoutPublisher, Publisher, RegistryPublisher
 from auditor.signing.tsa import TimestampAuthority, request_token
 
-ENVELOPES = {"jws": JWS_MEDIA_TYPE, "cose": COSE_MEDIA_TYPE}
+# --signature-format word ("jws", "cose") -> envelope media type, from the one envelope map.
+ENVELOPES = {fmt.removeprefix("notation/"): media for media, fmt in ENVELOPE_FORMATS.items()}
 SIGN_CONCURRENCY = 4
 
 
@@ -112,7 +114,8 @@ async def _graph(app: App, target: AuditTarget, selection: Selection) -> tuple[
     snapshot = await crawl(
         target.source, target.repository, target.ref, display=display, limits=limits
     )
-    graph = build_graph(snapshot, display, limits)
+    # Only notation signatures matter here: they are what this command makes and re-checks.
+    graph = build_graph(snapshot, display, limits, is_signature=is_notation_signature)
     return graph, select(graph, selection)
 
 

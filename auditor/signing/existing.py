@@ -17,16 +17,14 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from auditor.audit import SignatureVerifier
 from auditor.errors import AuditorError, VerificationError
 from auditor.model import Descriptor, GraphNode, SignatureStatus
 from auditor.notary.crypto import check_valid_at, verify_integrity
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.envelope import ENVELOPE_FORMATS, parse_envelope
+from auditor.notary.format import NotationVerifier
 from auditor.oci.manifest import ImageManifest
 from auditor.signing.keys import SigningKey
 from auditor.source import ManifestSource
-
-_ENVELOPES = frozenset({JWS_MEDIA_TYPE, COSE_MEDIA_TYPE})
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ async def own_signature(
     node: GraphNode,
     key: SigningKey,
     *,
-    verifier: SignatureVerifier | None,
+    verifier: NotationVerifier | None,
     bounds: Bounds,
     now: _Now = _utcnow,
 ) -> str | None:
@@ -74,7 +72,7 @@ async def _check(
     subject: Descriptor,
     signature: Descriptor,
     key: SigningKey,
-    verifier: SignatureVerifier | None,
+    verifier: NotationVerifier | None,
     bounds: Bounds,
     now: _Now,
 ) -> str | None:
@@ -84,7 +82,7 @@ async def _check(
         if not isinstance(manifest, ImageManifest) or len(manifest.layers) != 1:
             return None
         layer = manifest.layers[0]
-        if layer.media_type not in _ENVELOPES or layer.size > bounds.max_envelope_bytes:
+        if layer.media_type not in ENVELOPE_FORMATS or layer.size > bounds.max_envelope_bytes:
             return None
         blob = await source.get_blob(repository, layer.digest, bounds.max_envelope_bytes)
         envelope = parse_envelope(layer.media_type, blob)

@@ -202,7 +202,8 @@ def test_reruns_are_idempotent_dry_run_writes_nothing_force_signs_again(
 
     second = sign(ref, who, "-r")
     assert second.code == 0
-    reasons = {n["reason"] for n in second.report["nodes"] if n["digest"] != sample.attestation.digest}
+    attestation = sample.attestation.digest
+    reasons = {n["reason"] for n in second.report["nodes"] if n["digest"] != attestation}
     assert all(r.startswith("already signed by this certificate") for r in reasons)
     assert _fallback_entries(registry.host, repository, sample.index.digest) == listed
 

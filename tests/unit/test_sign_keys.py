@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from auditor.errors import SigningError, UsageError
 from auditor.model import Descriptor
 from auditor.notary.crypto import verify_integrity
-from auditor.notary.envelope import JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.envelope import parse_envelope
 from auditor.notary.sign import sign_jws
 from auditor.notary.trustpolicy import load_trust_policy
 from auditor.oci import mediatypes as mt
@@ -118,7 +118,7 @@ def test_generate_test_writes_notations_layout_and_a_policy(tmp_path: Path, key_
         Descriptor(mt.OCI_MANIFEST, "sha256:" + "1" * 64, 3), key.key, key.chain,
         signing_time=datetime.now(UTC),
     )
-    verify_integrity(parse_envelope(JWS_MEDIA_TYPE, envelope))
+    verify_integrity(parse_envelope(mt.JWS_ENVELOPE, envelope))
 
 
 def test_generate_test_adds_to_a_policy_and_never_overwrites(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_priv
 
 from auditor.model import Descriptor
 from auditor.notary.crypto import PrivateKey
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.oci import mediatypes as mt
 from tests.support.paths import FIXTURES
@@ -124,18 +123,18 @@ def _notation_signature_manifests() -> list[dict[str, Any]]:
             isinstance(doc, dict)
             and doc.get("config", {}).get("mediaType") == mt.NOTARY_SIGNATURE
             and "subject" in doc
-            and doc["layers"][0]["mediaType"] in (JWS_MEDIA_TYPE, COSE_MEDIA_TYPE)
+            and doc["layers"][0]["mediaType"] in (mt.JWS_ENVELOPE, mt.COSE_ENVELOPE)
         ):  # e2e-invalid-signature's "envelope" is a text file on purpose: not a reference
             found.append(doc)
     return found
 
 
-@pytest.mark.parametrize("media_type", [JWS_MEDIA_TYPE, COSE_MEDIA_TYPE])
+@pytest.mark.parametrize("media_type", [mt.JWS_ENVELOPE, mt.COSE_ENVELOPE])
 def test_signature_manifest_matches_notations_field_by_field(media_type: str) -> None:
     references = _notation_signature_manifests()
     assert len(references) >= 5
     key, chain = _e2e_key()
-    sign = sign_jws if media_type == JWS_MEDIA_TYPE else sign_cose
+    sign = sign_jws if media_type == mt.JWS_ENVELOPE else sign_cose
     envelope = sign(SUBJECT, key, chain, signing_time=NOW)
     raw, blobs = signature_manifest(SUBJECT, envelope, media_type, created=NOW)
     ours = json.loads(raw)
