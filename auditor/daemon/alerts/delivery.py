@@ -94,8 +94,12 @@ async def deliver(
     body, headers = sink.request(delivery_id, payload)
 
     async def attempt() -> httpx.Response:
-        async with asyncio.timeout(deadline):
-            return await client.post(sink.url.reveal(), content=body, headers=headers)
+        # A deadline on the whole exchange; as a transport timeout it is retried like one.
+        try:
+            async with asyncio.timeout(deadline):
+                return await client.post(sink.url.reveal(), content=body, headers=headers)
+        except TimeoutError:
+            raise httpx.TimeoutException(f"no answer within {deadline} s") from None
 
     try:
         response = await policy.run(
@@ -103,8 +107,6 @@ async def deliver(
             lambda r: (r.status_code, r.headers.get("retry-after")),
             f"alert sink {sink.name}",
         )
-    except TimeoutError:
-        return Delivery(Outcome.FAILED, f"alert sink {sink.name}: no answer within {deadline} s")
     except Exception as exc:
         return Delivery(Outcome.FAILED, _scrub(str(exc), sink))
     status = response.status_code
