@@ -166,6 +166,7 @@ class SignatureView:
     signing_time: str | None
     expiry: str | None
     timestamped: bool
+    valid_until: str | None
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,7 @@ def _signature(result: SignatureResult) -> SignatureView:
         signing_time=_time(result.signing_time),
         expiry=_time(result.expiry),
         timestamped=result.timestamped,
+        valid_until=_time(result.valid_until),
     )
 
 
