@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from auditor.formats.html import target_id
-from devkit.testpki import make_pki
 from devkit.samples import attach_referrer, tag_manifest, write_sample_layout
 from devkit.signing import sign_in_layout
+from devkit.testpki import make_pki
 from tests.support.browser import Browser, Page, chromium, chromium_binary, origin
 from tests.support.local_http import RecordingServer, recording_server
 from tests.support.paths import FIXTURES
