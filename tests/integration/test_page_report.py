@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from auditor.formats.html import target_id
-from devkit.samples import attach_referrer, tag_manifest, write_sample_layout
+from auditor.layout.writer import tag_manifest
+from devkit.samples import attach_referrer, write_sample_layout
 from devkit.signing import sign_in_layout
 from devkit.testpki import make_pki
 from tests.support.browser import Browser, Page, chromium, chromium_binary, origin
