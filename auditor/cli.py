@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", type=Path,
                         help="config file (default: ./auditor.yaml when present)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an internal error (exit code 4)")
 
 
 def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
