@@ -222,7 +222,7 @@ class LimitsConfig(_Strict):
     retry_budget_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Consecutive failed requests after which a registry is down for the rest of the run.
     registry_down_after: int = Field(default=5, ge=1, le=10_000)
-    max_nodes_per_target: int = Field(default=10_000, ge=1, le=10_000_000)
+    max_nodes_per_target: int = Field(default=50_000, ge=1, le=10_000_000)
     max_bytes_per_target: int = Field(
         default=256 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024 * 1024
     )

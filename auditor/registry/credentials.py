@@ -127,14 +127,12 @@ async def run_helper(
             _communicate_bounded(process, server_address(host).encode()), time_limit
         )
     except TimeoutError:
-        _kill_group(process)
-        await process.wait()
+        await _end(process)
         raise AuthError(
             f"{host}: credential helper {program} timed out after {time_limit}s"
         ) from None
     except _TooMuchOutput:
-        _kill_group(process)
-        await process.wait()
+        await _end(process)
         raise AuthError(
             f"{host}: credential helper {program} wrote more than {HELPER_OUTPUT_LIMIT} bytes"
         ) from None
@@ -159,9 +157,25 @@ class _TooMuchOutput(Exception):
     pass
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Kill the helper's process group and reap it.
+
+    asyncio's ``wait()`` only returns once the pipes are closed too, and a pipe whose reader
+    stopped (past the output limit) stays open with data in it: drain both to their end
+    (the writers are dead, so that end comes), within a bound in case a grandchild that left
+    the group keeps one open.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+    async def drain(stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and await stream.read(64 * 1024):
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(HELPER_TIMEOUT):
+            await asyncio.gather(drain(process.stdout), drain(process.stderr))
+            await process.wait()
 
 
 async def _read_bounded(stream: asyncio.StreamReader | None) -> bytes:
@@ -187,7 +201,18 @@ async def _communicate_bounded(
             process.stdin.write(data)
             await process.stdin.drain()
         process.stdin.close()
-    out, err = await asyncio.gather(_read_bounded(process.stdout), _read_bounded(process.stderr))
+    readers = [
+        asyncio.ensure_future(_read_bounded(process.stdout)),
+        asyncio.ensure_future(_read_bounded(process.stderr)),
+    ]
+    try:
+        out, err = await asyncio.gather(*readers)
+    finally:
+        # One reader failing (too much output) or a timeout must not leave the other
+        # reading: the pipes are drained by _end() next, with no reader in the way.
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
     await process.wait()
     return out, err
 

@@ -95,7 +95,15 @@ async def exchange(
     try:
         async with asyncio.timeout(deadline):
             request = http.build_request(method, url, headers=merged, content=content)
-            response = await http.send(request, stream=True, follow_redirects=False)
+            try:
+                response = await http.send(request, stream=True, follow_redirects=False)
+            except httpx.RemoteProtocolError as exc:
+                # httpx parses a redirect's Location even when it will not follow it.
+                if "location header" in str(exc).lower():
+                    raise RegistryError(
+                        f"{what}: the registry sent a Location URL that does not parse"
+                    ) from None
+                raise
             try:
                 body = b"" if method == "HEAD" else await _read(response, limit, error_limit, what)
             finally:

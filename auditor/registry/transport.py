@@ -147,18 +147,23 @@ class RegistryTransport:
         sent = await self.auth.header(self._token_exchange, scope, what)
         reply = await self._send_retrying(method, url, headers, content, sent, limit, what)
         if reply.status == 401:
-            if not self.same_origin(reply.url):
-                # A redirect target asking for credentials: they are not its to have, nor
-                # is the token realm its challenge names.
-                raise AuthError(
-                    f"{what}: {reply.url.host}, reached by a redirect, asks for "
-                    f"authentication; credentials are only sent to {self.base_url.host}"
-                )
+            self._refuse_foreign_challenge(reply, what)
             sent = await self.auth.on_unauthorized(
                 self._token_exchange, reply.headers, scope, what, sent, self.base_url
             )
             reply = await self._send_retrying(method, url, headers, content, sent, limit, what)
+            if reply.status == 401:
+                self._refuse_foreign_challenge(reply, what)
         return reply
+
+    def _refuse_foreign_challenge(self, reply: Reply, what: str) -> None:
+        """A 401 from a redirect target: its challenge is never answered (neither our
+        credentials nor the token realm it names are its to have)."""
+        if not self.same_origin(reply.url):
+            raise AuthError(
+                f"{what}: {reply.url.host}, reached by a redirect, asks for "
+                f"authentication; credentials are only sent to {self.base_url.host}"
+            )
 
     async def _token_exchange(
         self,
