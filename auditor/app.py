@@ -134,6 +134,7 @@ class App:
                 max_signatures_per_node=limits.max_signatures_per_node,
             ),
             progress=progress,
+            waivers=tuple(w.to_waiver() for w in config.waivers),
         )
 
     async def __aenter__(self) -> App:

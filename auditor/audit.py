@@ -28,6 +28,7 @@ from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.manifest import ImageManifest
 from auditor.oci.reference import Reference
 from auditor.source import ManifestSource
+from auditor.waivers import Waiver, apply_waivers
 
 ENVELOPE_TYPES = {mt.JWS_ENVELOPE: "notation/jws", mt.COSE_ENVELOPE: "notation/cose"}
 
@@ -92,10 +93,12 @@ class Auditor:
     require: Require | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
+    waivers: Sequence[Waiver] = ()
     _cache: dict[tuple[str, str, str], SignatureResult] = field(default_factory=dict)
 
     async def run(self, targets: Sequence[AuditTarget | TargetResult]) -> AuditReport:
         """Audit every target; a TargetResult passed in (an expansion failure) is kept as is."""
+        started = datetime.now(UTC)
         results: list[TargetResult] = []
         for i, target in enumerate(targets, 1):
             if isinstance(target, TargetResult):
@@ -104,7 +107,9 @@ class Auditor:
             if self.progress:
                 self.progress(f"[{i}/{len(targets)}] {target.reference}")
             results.append(await self.audit_target(target))
-        return AuditReport(generated_at=datetime.now(UTC), targets=tuple(results))
+        # Waivers are judged at the run's start: one run, one answer to "is it still waived?"
+        waived = tuple(apply_waivers(t, self.waivers, started) for t in results)
+        return AuditReport(generated_at=datetime.now(UTC), targets=waived)
 
     async def audit_target(self, target: AuditTarget) -> TargetResult:
         display = str(target.reference)
