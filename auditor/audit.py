@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError
@@ -52,8 +53,11 @@ class AuditTarget:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    limits: GraphLimits = field(default_factory=GraphLimits)
-    max_signatures_per_node: int = 100
+    """The run's bounds; defaults are the config model's (the composition root passes its own)."""
+
+    limits: GraphLimits = field(default_factory=DEFAULT_LIMITS.graph_limits)
+    max_signatures_per_node: int = DEFAULT_LIMITS.max_signatures_per_node
+    concurrency: int = DEFAULT_LIMITS.concurrency_per_registry
 
 
 @dataclass
@@ -96,9 +100,12 @@ class Auditor:
                 target.ref,
                 display=display,
                 limits=self.settings.limits,
+                concurrency=self.settings.concurrency,
                 signature_tags=self._signature_tags,
             )
-            graph = build_graph(snapshot, display, is_signature=self._is_signature)
+            graph = build_graph(
+                snapshot, display, self.settings.limits, is_signature=self._is_signature
+            )
         except AuditorError as exc:
             return error_target(display, str(exc), rule=rule)
         signature_results = await self._verify_graph(target, graph.nodes)

@@ -27,7 +27,8 @@ from pydantic import (
 from auditor.coverage import AttestationPolicy, CoverageRule, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
-from auditor.oci.reference import LOOPBACK_HOSTS
+from auditor.oci.graph import GraphLimits
+from auditor.oci.reference import is_loopback
 
 DEFAULT_CONFIG_NAME = "auditor.yaml"
 
@@ -124,10 +125,7 @@ class RegistryConfig(_Strict):
     @model_validator(mode="after")
     def _plain_http_needs_insecure(self) -> RegistryConfig:
         parts = urlsplit(self.url)
-        host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.startswith("[") else (
-            parts.netloc[: parts.netloc.index("]") + 1]
-        )
-        if parts.scheme == "http" and host not in LOOPBACK_HOSTS and not self.insecure:
+        if parts.scheme == "http" and not is_loopback(parts.netloc) and not self.insecure:
             raise ValueError(f"plain http to {parts.netloc} needs insecure: true")
         return self
 
@@ -138,10 +136,6 @@ class RegistryConfig(_Strict):
     @property
     def scheme(self) -> str:
         return urlsplit(self.url).scheme
-
-    @property
-    def use_http(self) -> bool:
-        return self.scheme == "http"
 
 
 class LayoutConfig(_Strict):
@@ -194,6 +188,16 @@ class LimitsConfig(_Strict):
     max_signatures_per_node: int = Field(default=100, ge=1, le=10_000)
     concurrency_per_registry: int = Field(default=8, ge=1, le=128)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    def graph_limits(self) -> GraphLimits:
+        """The bounds the crawler and the graph builder enforce."""
+        return GraphLimits(self.max_depth, self.max_children, self.max_referrers)
+
+
+# The one home of every limit's default value: the config model's own defaults. Lower layers
+# that offer a default for direct callers (tests, tools) take it from here; the composition
+# root passes the configured values in.
+DEFAULT_LIMITS = LimitsConfig()
 
 
 class AuditorConfig(_Strict):

@@ -6,22 +6,10 @@ verifier and the coverage policy never know which one they are looking at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from auditor.model import Descriptor
-from auditor.oci.manifest import Manifest
-
-DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class FetchedManifest:
-    """A manifest whose bytes were checked against its digest before parsing."""
-
-    descriptor: Descriptor
-    raw: bytes
-    manifest: Manifest
+from auditor.oci.manifest import FetchedManifest
 
 
 class ManifestSource(Protocol):

@@ -15,25 +15,18 @@ from dataclasses import dataclass
 import httpx
 
 from auditor.errors import AuthError, NotFound, RateLimited, RegistryError, TooLarge
+from auditor.oci.reference import is_loopback
 from auditor.registry.auth import AuthProvider
 from auditor.registry.retry import RetryPolicy
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 ERROR_BODY_LIMIT = 64 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-def hostname(host: str) -> str:
-    """``host`` without its port (``[::1]:5000`` -> ``[::1]``)."""
-    if host.startswith("["):
-        return host[: host.index("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 def scheme_for(host: str, insecure: bool) -> str:
     """Plain http for loopback hosts or registries marked insecure; https otherwise."""
-    return "http" if insecure or hostname(host).lower() in LOOPBACK_HOSTS else "https"
+    return "http" if insecure or is_loopback(host) else "https"
 
 
 @dataclass(frozen=True)
@@ -108,7 +101,7 @@ class RegistryTransport:
         insecure: bool = False,
         scheme: str | None = None,
         retry: RetryPolicy | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int,
     ) -> None:
         self.host = host
         self.http = http
