@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import httpx
 
 from auditor.daemon.alerts.delivery import Outcome, Sink, SinkKind, deliver
-from auditor.daemon.alerts.diff import Alert, Problem, Transition
+from auditor.daemon.alerts.diff import Alert, Transition
+from auditor.model import Finding
 from auditor.registry.retry import RetryPolicy
 from auditor.registry.secret import Secret
 from tests.support.receiver import free_port, receiver
@@ -25,7 +26,7 @@ ALERT = Alert(
     Transition.OPENED,
     datetime(2026, 11, 2, tzinfo=UTC),
     opened=(
-        Problem(
+        Finding(
             "unsigned-platform",
             "no signature",
             "policy both for *",
