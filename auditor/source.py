@@ -11,6 +11,10 @@ from typing import Protocol
 from auditor.model import Descriptor
 from auditor.oci.manifest import FetchedManifest
 
+# FetchedManifest lives in oci/ (the pure core must not import this module); it is part of
+# this interface, so it is exported here too.
+__all__ = ["FetchedManifest", "ManifestSource"]
+
 
 class ManifestSource(Protocol):
     """Read access to one registry host or one layout. ``repository`` is ignored by layouts."""
