@@ -26,6 +26,7 @@ PURE = (
     "auditor.model",
     "auditor.oci",
     "auditor.coverage",
+    "auditor.waivers",
     "auditor.formats",
     "auditor.notary.types",
     "auditor.notary.decoded",
