@@ -67,6 +67,12 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     envelope: Envelope | None = None
     timestamp: TimestampResult | None = None
+    # Revocation answers this verdict relied on go stale at this time (re-check after it).
+    revocation_until: datetime | None = None
+
+    def relied_on_revocation(self, until: datetime | None) -> None:
+        if until is not None and (self.revocation_until is None or until < self.revocation_until):
+            self.revocation_until = until
 
     def fail(
         self,
@@ -290,6 +296,7 @@ class Verifier:
             return
         if self._revocation is not None:
             tsa = self._revocation.check_chain(result.tsa_chain)
+            run.relied_on_revocation(tsa.next_update)
             if tsa.status is not RevocationStatus.GOOD:
                 run.fail(
                     Validation.AUTHENTIC_TIMESTAMP,
@@ -318,6 +325,7 @@ class Verifier:
         elif run.timestamp is not None:
             signing_time = run.timestamp.latest
         result = self._revocation.check_chain(envelope.certificate_chain, signing_time=signing_time)
+        run.relied_on_revocation(result.next_update)
         if result.status is RevocationStatus.REVOKED:
             run.fail(Validation.REVOCATION, result.reason())
         elif result.status is RevocationStatus.UNKNOWN:
@@ -325,8 +333,38 @@ class Verifier:
 
     # --- result -----------------------------------------------------------------------------
 
+    def _validity(self, run: _Run) -> tuple[datetime | None, datetime | None]:
+        """``counts_until`` and ``recheck_at`` of the verdict (see SignatureResult).
+
+        A signature stops counting at its own expiry, and at its chain's expiry unless an
+        authentic timestamp (or signing time) proves it was made while the chain was valid.
+        The verdict may change earlier or otherwise: a certificate that becomes valid, a chain
+        expiry that switches ``afterCertExpiry`` timestamp checking on, revocation answers going
+        stale. Caches must re-evaluate at ``recheck_at``.
+        """
+        envelope = run.envelope
+        if envelope is None:
+            return None, None
+        now = self._now()
+        chain = envelope.certificate_chain
+        chain_end = min((c.not_valid_after_utc for c in chain), default=None)
+        starts = [c.not_valid_before_utc for c in chain if c.not_valid_before_utc > now]
+        vouched = run.timestamp is not None or (
+            envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY
+            and envelope.authentic_signing_time is not None
+        )
+        ends = [t for t in (envelope.expiry, None if vouched else chain_end) if t is not None]
+        counts_until = min(ends) if ends else None
+        moments = [*ends, *starts]
+        if chain_end is not None:
+            moments.append(chain_end)
+        if run.revocation_until is not None:
+            moments.append(run.revocation_until)
+        return counts_until, (min(moments) if moments else None)
+
     def _result(self, run: _Run, digest: str, fmt: str, stop: _Stop | None) -> SignatureResult:
         envelope = run.envelope
+        counts_until, recheck_at = self._validity(run)
         signer = chains.subject(envelope.certificate_chain[0]) if envelope else None
         signing_time = (
             (envelope.authentic_signing_time or envelope.signing_time) if envelope else None
@@ -344,6 +382,8 @@ class Verifier:
             signing_time=signing_time,
             expiry=envelope.expiry if envelope else None,
             timestamped=run.timestamp is not None,
+            counts_until=counts_until,
+            recheck_at=recheck_at,
         )
         if stop is None:
             return result
