@@ -184,9 +184,10 @@ class SignatureResult:
     signing_time: datetime | None = None
     expiry: datetime | None = None
     timestamped: bool = False
-    # When this signature stops counting (signature expiry, or the chain's expiry when no
-    # timestamp vouches for the signing time); None: nothing known ends it.
-    counts_until: datetime | None = None
+    # When a valid signature stops counting by itself: its own expiry, or (without a verified
+    # timestamp) the earliest certificate expiry of its chain. Drives re-verification of
+    # cached verdicts, the expiry metric and `expiring` alerts. None: never, or not valid.
+    valid_until: datetime | None = None
     # The earliest time the verdict may change without the signature changing (an expiry, a
     # certificate becoming valid, cached revocation data going stale): caches re-evaluate then.
     recheck_at: datetime | None = None

@@ -333,38 +333,47 @@ class Verifier:
 
     # --- result -----------------------------------------------------------------------------
 
-    def _validity(self, run: _Run) -> tuple[datetime | None, datetime | None]:
-        """``counts_until`` and ``recheck_at`` of the verdict (see SignatureResult).
+    @staticmethod
+    def _valid_until(run: _Run) -> datetime | None:
+        """When this (valid) signature stops counting unless something else changes.
 
-        A signature stops counting at its own expiry, and at its chain's expiry unless an
-        authentic timestamp (or signing time) proves it was made while the chain was valid.
-        The verdict may change earlier or otherwise: a certificate that becomes valid, a chain
-        expiry that switches ``afterCertExpiry`` timestamp checking on, revocation answers going
-        stale. Caches must re-evaluate at ``recheck_at``.
+        A verified timestamp (or a signing authority's authentic signing time) proves the
+        chain was valid when signing, so only the signature's own expiry is left; otherwise
+        the chain is checked at verification time and the first certificate to expire ends it.
         """
         envelope = run.envelope
         if envelope is None:
-            return None, None
-        now = self._now()
-        chain = envelope.certificate_chain
-        chain_end = min((c.not_valid_after_utc for c in chain), default=None)
-        starts = [c.not_valid_before_utc for c in chain if c.not_valid_before_utc > now]
-        vouched = run.timestamp is not None or (
+            return None
+        ends = [envelope.expiry] if envelope.expiry is not None else []
+        anchored_in_time = run.timestamp is not None or (
             envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY
             and envelope.authentic_signing_time is not None
         )
-        ends = [t for t in (envelope.expiry, None if vouched else chain_end) if t is not None]
-        counts_until = min(ends) if ends else None
-        moments = [*ends, *starts]
-        if chain_end is not None:
-            moments.append(chain_end)
+        if not anchored_in_time:
+            ends.extend(cert.not_valid_after_utc for cert in envelope.certificate_chain)
+        return min(ends, default=None)
+
+    def _recheck_at(self, run: _Run) -> datetime | None:
+        """The earliest time this verdict (valid or not) may change with the same signature:
+        the signature's or any certificate's expiry (which also switches ``afterCertExpiry``
+        timestamp checking on), a certificate becoming valid, revocation answers going stale.
+        Caches must verify again at that time."""
+        envelope = run.envelope
+        if envelope is None:
+            return None
+        now = self._now()
+        moments = [envelope.expiry] if envelope.expiry is not None else []
+        for cert in envelope.certificate_chain:
+            moments.append(cert.not_valid_after_utc)
+            if cert.not_valid_before_utc > now:
+                moments.append(cert.not_valid_before_utc)
         if run.revocation_until is not None:
             moments.append(run.revocation_until)
-        return counts_until, (min(moments) if moments else None)
+        return min(moments, default=None)
 
     def _result(self, run: _Run, digest: str, fmt: str, stop: _Stop | None) -> SignatureResult:
         envelope = run.envelope
-        counts_until, recheck_at = self._validity(run)
+        recheck_at = self._recheck_at(run)
         signer = chains.subject(envelope.certificate_chain[0]) if envelope else None
         signing_time = (
             (envelope.authentic_signing_time or envelope.signing_time) if envelope else None
@@ -382,11 +391,10 @@ class Verifier:
             signing_time=signing_time,
             expiry=envelope.expiry if envelope else None,
             timestamped=run.timestamp is not None,
-            counts_until=counts_until,
             recheck_at=recheck_at,
         )
         if stop is None:
-            return result
+            return replace(result, valid_until=self._valid_until(run))
         return replace(
             result,
             status=stop.status,

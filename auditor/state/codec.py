@@ -73,7 +73,7 @@ def _signature(result: SignatureResult) -> dict[str, Any]:
         "signing_time": _time(result.signing_time),
         "expiry": _time(result.expiry),
         "timestamped": result.timestamped,
-        "counts_until": _time(result.counts_until),
+        "valid_until": _time(result.valid_until),
         "recheck_at": _time(result.recheck_at),
     }
 
@@ -154,7 +154,7 @@ def decode_signature(value: Any) -> SignatureResult:
             signing_time=_parse_time(value.get("signing_time")),
             expiry=_parse_time(value.get("expiry")),
             timestamped=bool(value.get("timestamped", False)),
-            counts_until=_parse_time(value.get("counts_until")),
+            valid_until=_parse_time(value.get("valid_until")),
             recheck_at=_parse_time(value.get("recheck_at")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -38,7 +38,7 @@ def _valid(digest: str) -> SignatureResult:
         "verified under trust policy statement 'test' (strict)",
         signer="CN=test",
         expiry=EXPIRY,
-        counts_until=EXPIRY,
+        valid_until=EXPIRY,
         recheck_at=EXPIRY,
     )
 
