@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="host/repo[:tag|@digest] or oci-layout:PATH[:tag]; default: the config")
     _add_config(now)
     now.add_argument("--format", choices=[f.value for f in Format], default=None,
-                     help="table (default on a terminal), json or sarif")
+                     help="table (default), json, sarif or html (one self-contained page)")
     now.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
     now.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
     now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
