@@ -199,8 +199,9 @@ class LimitsConfig(_Strict):
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str | int | float) -> float:
-    """``15m``, ``1h``, ``5s``, ``1d`` (or a bare number of seconds) -> seconds."""
+def parse_duration(text: str | int | float, *, zero: bool = False) -> float:
+    """``15m``, ``1h``, ``5s``, ``1d`` (or a bare number of seconds) -> seconds; positive
+    unless ``zero`` allows 0."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         seconds = float(text)
     else:
@@ -211,8 +212,8 @@ def parse_duration(text: str | int | float) -> float:
             seconds = float(number) * _DURATION_UNITS.get(unit, 1)
         except ValueError:
             raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 1h or 1d") from None
-    if not seconds > 0:
-        raise ValueError(f"{text!r}: a duration must be positive")
+    if not (seconds >= 0 if zero else seconds > 0) or seconds != seconds:
+        raise ValueError(f"{text!r}: a duration must be {'0 or more' if zero else 'positive'}")
     return seconds
 
 
@@ -223,11 +224,18 @@ class ScheduleConfig(_Strict):
     cron: str | None = None
     jitter: str | None = None
 
-    @field_validator("interval", "jitter")
+    @field_validator("interval")
     @classmethod
-    def _check_duration(cls, value: str | None) -> str | None:
+    def _check_interval(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
+        return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _check_jitter(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value, zero=True)
         return value
 
     @field_validator("cron")
@@ -259,7 +267,7 @@ class ScheduleConfig(_Strict):
         """Default: a tenth of the interval, at most a minute, so replicas and registries
         spread out without drifting far from the schedule."""
         if self.jitter is not None:
-            return parse_duration(self.jitter)
+            return parse_duration(self.jitter, zero=True)
         return min(60.0, self.interval_seconds / 10) if self.cron is None else 0.0
 
 

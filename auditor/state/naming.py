@@ -17,3 +17,24 @@ def target_labels(reference: str, source: str) -> tuple[str, str, str]:
     if isinstance(parsed, LayoutReference):
         return parsed.scope, "", parsed.tag or parsed.digest or ""
     return parsed.registry, parsed.repository, parsed.tag or parsed.digest or ""
+
+
+def registry_source(host: str) -> str:
+    """The key of one registry host in runs and results: the daemon's unit of scheduling."""
+    return f"registry:{host}"
+
+
+def layout_source(path: str) -> str:
+    return f"layout:{path}"
+
+
+def source_key(reference: str, fallback: str) -> str:
+    """Which source a target belongs to, from its reference (``fallback`` if it does not
+    parse), so results of CLI, API and scheduled runs of one registry line up."""
+    try:
+        parsed = parse_reference(reference)
+    except InvalidReference:
+        return fallback
+    if isinstance(parsed, LayoutReference):
+        return layout_source(parsed.path)
+    return registry_source(parsed.registry)

@@ -30,7 +30,7 @@ from auditor.errors import StateError
 from auditor.model import SignatureResult, TargetResult, TargetStatus
 from auditor.state import schema
 from auditor.state.codec import decode_signature, decode_target, encode_signature, encode_target
-from auditor.state.naming import target_labels
+from auditor.state.naming import source_key, target_labels
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOCK_TIMEOUT_SECONDS = 5.0
@@ -218,7 +218,8 @@ class Store:
         """Record a finished run in one transaction: the run row, the latest result of each
         target, node status changes (returned, oldest first, for alerting). With
         ``replace_source`` the run covered the whole source, so targets of that source it no
-        longer saw (deleted tags) are dropped."""
+        longer saw (deleted tags) are dropped. Each target is filed under the source its
+        reference names (naming.source_key), whichever run audited it."""
         finished = at or _now()
         encoded = [encode_target(t) for t in targets]
         with self._transaction() as conn:
@@ -258,7 +259,7 @@ class Store:
                 conn.execute(
                     schema.target_results.insert().values(
                         reference=target.reference,
-                        source=source,
+                        source=source_key(target.reference, source),
                         registry=registry,
                         repository=repository,
                         tag=tag,
@@ -335,7 +336,7 @@ class Store:
             select(schema.runs.c.source, func.max(schema.runs.c.finished_at))
             .where(
                 schema.runs.c.finished_at.is_not(None),
-                schema.runs.c.result.in_(["compliant", "noncompliant"]),
+                schema.runs.c.targets > schema.runs.c.errors,
             )
             .group_by(schema.runs.c.source)
         )
