@@ -22,6 +22,7 @@ from auditor.coverage import exit_code
 from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
 from auditor.formats import Format, render
 from auditor.model import AuditReport
+from auditor.signing import entry as signing_commands
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(check)
     check.add_argument("--trust-policy", type=Path)
     check.add_argument("--trust-store", type=Path)
+    signing_commands.add_parsers(sub, _Parser)
     return parser
 
 
@@ -159,6 +161,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             from auditor.daemon.command import run_serve
 
             return run_serve(args.config, state=args.state, listen=args.listen)
+        if args.command == "sign":
+            return signing_commands.run_sign(args, out)
+        if args.command == "keys":
+            return signing_commands.run_keys(args, out)
         return _run_config_check(args, out)
     except (UsageError, ConfigError, InvalidReference) as exc:
         err.write(f"error: {exc}\n")
