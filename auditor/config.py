@@ -6,6 +6,7 @@ environment variables, which are read at load time and held as ``SecretStr``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -276,7 +277,7 @@ def parse_duration(text: str | int | float, *, zero: bool = False) -> float:
             seconds = float(number) * _DURATION_UNITS.get(unit, 1)
         except ValueError:
             raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 1h or 1d") from None
-    if not (seconds >= 0 if zero else seconds > 0) or seconds != seconds:
+    if not math.isfinite(seconds) or not (seconds >= 0 if zero else seconds > 0):
         raise ValueError(f"{text!r}: a duration must be {'0 or more' if zero else 'positive'}")
     return seconds
 
