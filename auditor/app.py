@@ -190,6 +190,7 @@ class App:
             ),
             progress=progress,
             cache=self._verdict_cache(),
+            waivers=tuple(w.to_waiver() for w in config.waivers),
         )
 
     def _verdict_cache(self) -> VerdictCache:
