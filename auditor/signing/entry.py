@@ -28,6 +28,18 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 
 
+SIGN_EXAMPLES = """examples:
+  auditor keys generate-test release                  a throw-away identity (notation's layout)
+  auditor sign REF --key K --cert C                   the digest REF names, as notation sign
+  auditor sign REF --key K --cert C -r                index, nested indexes, every platform
+  auditor sign REF --key K --cert C -r --platform linux/arm64 --no-index
+  auditor sign REF --key K --cert C --missing         exactly what `audit now` finds unsigned
+  auditor sign REF --key K --cert C -r --dry-run      the plan, nothing signed
+
+exit codes: 0 every selected node signed (or already), 1 a selected node failed,
+  2 usage or configuration error, 3 an error before any node, 4 internal error (a bug)"""
+
+
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match:
@@ -63,7 +75,12 @@ def parse_platforms(items: list[str] | None) -> tuple[Platform, ...] | None:
 
 def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``sign`` and ``keys`` to the CLI's subparsers (made with ``parser_class``)."""
-    sign = sub.add_parser("sign", help="sign an image (and, recursively, its platform images)")
+    sign = sub.add_parser(
+        "sign",
+        help="sign an image (and, recursively, its platform images)",
+        epilog=SIGN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sign.add_argument("reference", metavar="REFERENCE",
                       help="host/repo:tag|@digest or oci-layout:DIR:tag|@digest")
     sign.add_argument("--key", type=Path, required=True, help="PEM private key (RSA or EC)")
