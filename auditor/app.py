@@ -23,6 +23,8 @@ from auditor.config import (
     load_config,
     trust_section,
 )
+from auditor.cosign.format import CosignFormat
+from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require
 from auditor.errors import AuditorError, ConfigError
 from auditor.layout.reader import OciLayoutSource, open_layout
@@ -74,7 +76,11 @@ def signature_formats(
     A new format is one line here (and its package beside ``notary/``).
     """
     limits = config.limits
-    return (NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),)
+    cosign = load_cosign_trust(config.cosign) if config.cosign is not None else None
+    return (
+        NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),
+        CosignFormat(cosign, max_blob_bytes=limits.max_envelope_bytes),
+    )
 
 
 def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | None:

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -178,11 +178,13 @@ class CoverageRuleConfig(_Strict):
     platforms: list[PlatformText] | None = Field(default=None, min_length=1)
     attestations: AttestationPolicy = AttestationPolicy.IGNORE
     name: str | None = None
+    formats: list[Literal["notation", "cosign"]] | None = Field(default=None, min_length=1)
 
     def to_rule(self) -> CoverageRule:
         platforms = tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None
+        formats = tuple(dict.fromkeys(self.formats)) if self.formats else None
         return CoverageRule(
-            self.scope.strip(), self.require, platforms, self.attestations, self.name
+            self.scope.strip(), self.require, platforms, self.attestations, self.name, formats
         )
 
 
