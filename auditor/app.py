@@ -19,6 +19,7 @@ from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
     RegistryConfig,
+    cosign_section,
     environment,
     load_config,
     trust_section,
@@ -243,7 +244,15 @@ def check_configuration(
         source = loaded or source
     except ConfigError as exc:
         problems.extend(str(exc).splitlines())
-        config = AuditorConfig(trust=trust_section(config_path))
+        config = AuditorConfig(
+            trust=trust_section(config_path), cosign=cosign_section(config_path)
+        )
+    if config.cosign is not None:
+        # Keys parse, regexps compile, the trusted root loads (read locally, never fetched).
+        try:
+            load_cosign_trust(config.cosign, f"{source}: cosign")
+        except ConfigError as exc:
+            problems.append(str(exc))
     for i, registry in enumerate(config.registries):
         if registry.auth is not None:
             try:

@@ -346,6 +346,18 @@ def trust_section(path: Path | None, *, cwd: Path | None = None) -> TrustConfig 
     return _relative_to(AuditorConfig(trust=trust), path.parent).trust
 
 
+def cosign_section(path: Path | None, *, cwd: Path | None = None) -> CosignConfig | None:
+    """The ``cosign:`` section on its own, like :func:`trust_section` (None when unreadable or
+    itself invalid: load_config reports why)."""
+    path = path or (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cosign = CosignConfig.model_validate(data["cosign"]) if isinstance(data, dict) else None
+    except (OSError, yaml.YAMLError, ValidationError, KeyError):
+        return None
+    return _relative_to(AuditorConfig(cosign=cosign), path.parent).cosign
+
+
 def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
     """Paths in a config file are relative to the file (``~`` is the home directory), not to
     wherever the CLI runs."""
