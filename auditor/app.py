@@ -244,6 +244,8 @@ class App:
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
         """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        for client in self._registries.values():
+            client.transport.health.new_run()  # "down" lasts one run, not the daemon's life
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
