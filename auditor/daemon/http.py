@@ -29,9 +29,11 @@ from auditor.daemon.units import Unit
 from auditor.errors import AuditorError, InvalidReference, StateError
 from auditor.formats.json import to_dict
 from auditor.model import AuditReport
-from auditor.oci.reference import parse_reference
+from auditor.oci.reference import LayoutReference, parse_reference
+from auditor.state.naming import source_key
 
 MAX_REFERENCE_LENGTH = 2048
+MAX_RUN_ID = 2**63 - 1  # a database integer; larger ids cannot exist
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,13 @@ async def post_audit(request: Request) -> Response:
         if target is not None:
             if not target or len(target) > MAX_REFERENCE_LENGTH:
                 return _problem(400, f"target must be 1 to {MAX_REFERENCE_LENGTH} characters")
-            parse_reference(target)
+            reference = parse_reference(target)
+            unit_key = source_key(target, "")
+            if unit_key not in {u.key for u in settings.units}:
+                # Only what the daemon is configured to watch: a caller must not make it read
+                # arbitrary paths on its disk or send requests to arbitrary hosts.
+                where = "layout" if isinstance(reference, LayoutReference) else "registry"
+                return _problem(400, f"target: {where} of {target!r} is not in the config")
             run_id = await service.submit_reference(target)
             return JSONResponse(
                 {"id": run_id, "status_url": f"/audit/{run_id}"}, status_code=202
@@ -128,6 +136,8 @@ async def get_audit(request: Request) -> Response:
     if not authorized(request, settings.token):
         return _denied(settings.token)
     run_id = request.path_params["run_id"]
+    if run_id > MAX_RUN_ID:
+        return _problem(404, f"no run {run_id}")
     try:
         record = await asyncio.to_thread(service.store.run, run_id)
     except StateError as exc:

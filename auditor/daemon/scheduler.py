@@ -22,7 +22,11 @@ from auditor.daemon.units import Unit
 def build_trigger(schedule: ScheduleConfig) -> BaseTrigger:
     jitter = schedule.jitter_seconds
     if schedule.cron is not None:
-        return CronTrigger.from_crontab(schedule.cron, timezone=UTC, jitter=jitter or None)
+        minute, hour, day, month, day_of_week = schedule.cron.split()
+        return CronTrigger(
+            minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
+            timezone=UTC, jitter=jitter or None,
+        )
     return IntervalTrigger(
         seconds=schedule.interval_seconds, timezone=UTC, jitter=jitter or None
     )

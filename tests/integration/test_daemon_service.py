@@ -127,11 +127,15 @@ async def test_audit_endpoint_runs_and_reports_with_auth(
                 assert wrong.status_code == 401
                 assert TOKEN not in wrong.text
                 assert (await remote.get("/audit/1")).status_code == 401
-                bad = await remote.post(
-                    "/audit", params={"target": "not a reference!"},
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                )
-                assert bad.status_code == 400
+                auth = {"Authorization": f"Bearer {TOKEN}"}
+                for hostile in ("not a reference!", "x" * 3000, "oci-layout:/etc:v1",
+                                "169.254.169.254/latest/meta:v1", ""):
+                    bad = await remote.post("/audit", params={"target": hostile}, headers=auth)
+                    assert bad.status_code == 400, (hostile, bad.text)
+                    assert "error" in bad.json()
+                huge = await remote.get("/audit/" + "9" * 40, headers=auth)
+                assert huge.status_code == 404
+                assert (await remote.get("/audit/abc", headers=auth)).status_code == 404
                 started = await remote.post(
                     "/audit", params={"target": reference},
                     headers={"Authorization": f"Bearer {TOKEN}"},
