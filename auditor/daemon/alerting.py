@@ -20,12 +20,11 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from auditor.config import AlertsConfig, AuditorConfig, parse_duration
-from auditor.daemon.alerts.delivery import Outcome, Sink, SinkKind, deliver
+from auditor.daemon.alerts.delivery import Outcome, Sink, build_sinks, deliver
 from auditor.daemon.alerts.diff import Alert, AlertSettings, AlertState, decide, forget
 from auditor.daemon.service import FinishedRun
-from auditor.errors import ConfigError, StateError
+from auditor.errors import StateError
 from auditor.model import TargetResult
-from auditor.registry.secret import Secret
 from auditor.state.naming import source_key
 from auditor.state.store import OutgoingAlert, PendingAlert, Store
 
@@ -39,27 +38,6 @@ def alert_settings(config: AlertsConfig) -> AlertSettings:
         remind_every=timedelta(seconds=parse_duration(remind)) if remind else None,
         error_after=timedelta(seconds=parse_duration(config.error_after)),
     )
-
-
-def build_sinks(config: AlertsConfig, env: Mapping[str, str]) -> list[Sink]:
-    """The configured sinks with their secrets read now (a missing variable is a config error)."""
-
-    def read(name: str, where: str) -> Secret:
-        value = env.get(name)
-        if not value:
-            raise ConfigError(f"{where}: environment variable {name} is not set")
-        return Secret(value)
-
-    sinks: list[Sink] = []
-    if config.slack is not None:
-        url = read(config.slack.webhook_url_env, "alerts.slack.webhook_url_env")
-        sinks.append(Sink("slack", SinkKind.SLACK, url))
-    for i, hook in enumerate(config.webhooks):
-        where = f"alerts.webhooks[{i}]"
-        url = read(hook.url_env, f"{where}.url_env") if hook.url_env else Secret(str(hook.url))
-        secret = read(hook.secret_env, f"{where}.secret_env") if hook.secret_env else None
-        sinks.append(Sink(f"webhook:{hook.name or i}", SinkKind.WEBHOOK, url, secret))
-    return sinks
 
 
 class AlertMetrics:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.app import check_configuration
 from auditor.cli import main as cli_main
 from tests.support.notation_cases import E2E
 
@@ -182,3 +183,23 @@ def test_an_unreadable_config_is_one_located_problem(tmp_path: Path) -> None:
     assert result.code == 2
     (line,) = result.lines
     assert line.startswith(f"{config}: not valid YAML at line ")
+
+
+def test_config_check_names_missing_daemon_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "auditor.yaml"
+    config.write_text(
+        "registries: []\n"
+        "server: {token_env: CHECK_NO_TOKEN, events_token_env: CHECK_NO_EVENTS}\n"
+        "alerts:\n"
+        "  slack: {webhook_url_env: CHECK_NO_SLACK}\n"
+        "  webhooks: [{url: 'https://hooks.example/x', secret_env: CHECK_NO_SECRET}]\n"
+    )
+    problems = check_configuration(config, None, None)
+    assert "server.token_env: environment variable CHECK_NO_TOKEN is not set" in problems
+    assert (
+        "server.events_token_env: environment variable CHECK_NO_EVENTS is not set" in problems
+    )
+    assert (
+        "alerts.slack.webhook_url_env: environment variable CHECK_NO_SLACK is not set"
+        in problems
+    )
