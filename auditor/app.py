@@ -6,25 +6,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from auditor.audit import Auditor, AuditSettings, AuditTarget
+from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget
 from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
     LayoutConfig,
     RegistryConfig,
+    TrustConfig,
     environment,
     load_config,
     trust_section,
 )
-from auditor.coverage import CoverageRule, Require
+from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
@@ -34,10 +37,10 @@ from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import load_trust_config, notation_config_dir
 from auditor.notary.trustpolicy import load_trust_policy
 from auditor.notary.verifier import Verifier
-from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
+from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.secret import Secret
 from auditor.signatures.interface import SignatureFormat
 from auditor.source import ManifestSource
@@ -91,9 +94,14 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
     if policy is None and store is None and not _notation_policy_present():
         return None
     trust = load_trust_config(policy, store)
-    cache = config.trust.revocation_cache if config.trust else None
-    timeout = config.trust.revocation_timeout_seconds if config.trust else 5.0
-    revocation = RevocationChecker(cache_dir=cache, ocsp_timeout=timeout, crl_timeout=timeout)
+    section = config.trust or TrustConfig()  # its defaults live in the config model only
+    timeout = section.revocation_timeout_seconds
+    revocation = RevocationChecker(
+        cache_dir=section.revocation_cache,
+        ocsp_timeout=timeout,
+        crl_timeout=timeout,
+        max_fetches=config.limits.max_revocation_fetches,
+    )
     verifier = Verifier(
         trust.policy,
         trust.store_path,
@@ -165,16 +173,26 @@ class App:
         self._verifier = build_verifier(config, self.options)
         self.trust_hash = trust_fingerprint(*trust_files(config, self.options))
         limits = config.limits
+        self._retry = RetryPolicy(
+            max_attempts=limits.retry_attempts,
+            max_retry_after=limits.retry_after_max_seconds,
+            budget=limits.retry_budget_seconds,
+        )
         self.auditor = Auditor(
             rules=coverage_rules(config),
             require=Require(self.options.require) if self.options.require else None,
             formats=signature_formats(config, self._verifier),
             settings=AuditSettings(
-                limits=GraphLimits(limits.max_depth, limits.max_children, limits.max_referrers),
+                limits=limits.graph_limits(),
                 max_signatures_per_node=limits.max_signatures_per_node,
+                concurrency=limits.concurrency_per_registry,
+                target_deadline=limits.target_deadline_seconds,
+                max_nodes_per_target=limits.max_nodes_per_target,
+                max_bytes_per_target=limits.max_bytes_per_target,
             ),
             progress=progress,
             cache=self._verdict_cache(),
+            waivers=tuple(w.to_waiver() for w in config.waivers),
         )
 
     def _verdict_cache(self) -> VerdictCache:
@@ -241,7 +259,9 @@ class App:
                 timeout=httpx.Timeout(self.config.limits.timeout_seconds),
                 verify=verify,
                 transport=self._transport,
-                follow_redirects=True,
+                # Redirects are followed by hand (registry/transport.py, registry/auth.py)
+                # so that credentials never follow one to another origin.
+                follow_redirects=False,
                 trust_env=False,
                 event_hooks={"response": [observe]} if hook is not None else None,
             )
@@ -273,6 +293,10 @@ class App:
                 scheme=registry.scheme if registry else None,
                 max_manifest_bytes=self.config.limits.max_manifest_bytes,
                 max_concurrency=self.config.limits.concurrency_per_registry,
+                max_referrers=self.config.limits.max_referrers,
+                retry=self._retry,
+                request_deadline=self.config.limits.request_deadline_seconds,
+                health=RegistryHealth(host, down_after=self.config.limits.registry_down_after),
             )
         return self._registries[host]
 
@@ -300,7 +324,19 @@ class App:
         return await Expander(self, self.config).from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
-        return await self.auditor.run(await self.targets(references))
+        """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        run_deadline = self.config.limits.run_deadline_seconds
+        deadline_at = (
+            None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
+        )
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                targets = await self.targets(references)
+        except TimeoutError:
+            what = ", ".join(references) or "the configured registries and layouts"
+            failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
+            return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
+        return await self.auditor.run(targets, deadline_at=deadline_at)
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

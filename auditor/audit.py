@@ -4,15 +4,23 @@ The orchestrator receives its collaborators (sources, signature formats, coverag
 owns no I/O of its own. It knows signatures only through the registered formats
 (:mod:`auditor.signatures.interface`): they decide which referrers are signatures and judge
 each one. A failure on one target becomes that target's ``error`` verdict; the run goes on.
+
+Every target is bounded: in time by a per-target deadline (and the run's deadline, when one is
+set), in size by a :class:`~auditor.budget.TargetBudget` on the nodes and bytes it may cost.
+Whatever passes a bound is that target's ``error`` with the reason. Results are produced one
+target at a time (:meth:`Auditor.stream`), so a target that hangs or is cut off never takes
+the results of the targets before it with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from auditor.budget import BudgetedSource, TargetBudget
+from auditor.config import DEFAULT_LIMITS
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError
@@ -29,6 +37,9 @@ from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
 from auditor.verdicts import MemoryVerdictCache, VerdictCache
+from auditor.waivers import Waiver, apply_waivers
+
+RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,14 @@ class AuditTarget:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    limits: GraphLimits = field(default_factory=GraphLimits)
-    max_signatures_per_node: int = 100
+    """Bounds of one audit; the defaults live in the config model and come in via app.py."""
+
+    limits: GraphLimits = field(default_factory=DEFAULT_LIMITS.graph_limits)
+    max_signatures_per_node: int = DEFAULT_LIMITS.max_signatures_per_node
+    concurrency: int = DEFAULT_LIMITS.concurrency_per_registry
+    target_deadline: float = DEFAULT_LIMITS.target_deadline_seconds
+    max_nodes_per_target: int = DEFAULT_LIMITS.max_nodes_per_target
+    max_bytes_per_target: int = DEFAULT_LIMITS.max_bytes_per_target
 
 
 @dataclass
@@ -75,22 +92,76 @@ class Auditor:
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
     cache: VerdictCache = field(default_factory=MemoryVerdictCache)
+    waivers: Sequence[Waiver] = ()
 
-    async def run(self, targets: Sequence[AuditTarget | TargetResult]) -> AuditReport:
+    async def run(
+        self,
+        targets: Sequence[AuditTarget | TargetResult],
+        *,
+        deadline_at: float | None = None,
+    ) -> AuditReport:
         """Audit every target; a TargetResult passed in (an expansion failure) is kept as is."""
-        results: list[TargetResult] = []
+        results = [r async for r in self.stream(targets, deadline_at=deadline_at)]
+        return AuditReport(generated_at=datetime.now(UTC), targets=tuple(results))
+
+    async def stream(
+        self,
+        targets: Sequence[AuditTarget | TargetResult],
+        *,
+        deadline_at: float | None = None,
+    ) -> AsyncIterator[TargetResult]:
+        """Each target's result as soon as it is decided, in order.
+
+        ``deadline_at`` (event-loop time) is the run's deadline: a target cut off by it, and
+        every target after it, is an ``error`` naming the deadline; earlier results stand.
+        Waivers are judged at the run's start: one run, one answer to "is it still waived?".
+        """
+        loop = asyncio.get_running_loop()
+        started = datetime.now(UTC)
         for i, target in enumerate(targets, 1):
             if isinstance(target, TargetResult):
-                results.append(target)
+                yield apply_waivers(target, self.waivers, started)
+                continue
+            if deadline_at is not None and loop.time() >= deadline_at:
+                yield error_target(str(target.reference), RUN_DEADLINE_PASSED)
                 continue
             if self.progress:
                 self.progress(f"[{i}/{len(targets)}] {target.reference}")
-            results.append(await self.audit_target(target))
-        return AuditReport(generated_at=datetime.now(UTC), targets=tuple(results))
+            result = await self.audit_target(target, deadline_at=deadline_at)
+            yield apply_waivers(result, self.waivers, started)
 
-    async def audit_target(self, target: AuditTarget) -> TargetResult:
+    async def audit_target(
+        self, target: AuditTarget, *, deadline_at: float | None = None
+    ) -> TargetResult:
+        """One target within the per-target deadline (and ``deadline_at``, the run's)."""
         display = str(target.reference)
         rule = select_rule(self.rules, target.scope, require=self.require)
+        loop = asyncio.get_running_loop()
+        own = loop.time() + self.settings.target_deadline
+        ends_at = own if deadline_at is None else min(own, deadline_at)
+        budget = TargetBudget(
+            self.settings.max_nodes_per_target, self.settings.max_bytes_per_target
+        )
+        bounded = replace(target, source=BudgetedSource(target.source, budget))
+        try:
+            async with asyncio.timeout_at(ends_at):
+                result = await self._audit(bounded, display, rule)
+        except TimeoutError:
+            reason = (
+                RUN_DEADLINE_PASSED
+                if ends_at != own
+                else (
+                    f"not finished within the per-target deadline of "
+                    f"{self.settings.target_deadline:g}s (limits.target_deadline_seconds)"
+                )
+            )
+            return error_target(display, reason, rule=rule)
+        if budget.exceeded is not None:
+            # Parts of the graph were refused for the budget: the target was not audited.
+            return error_target(display, budget.exceeded, rule=rule)
+        return result
+
+    async def _audit(self, target: AuditTarget, display: str, rule: CoverageRule) -> TargetResult:
         try:
             snapshot = await crawl(
                 target.source,
@@ -98,9 +169,12 @@ class Auditor:
                 target.ref,
                 display=display,
                 limits=self.settings.limits,
+                concurrency=self.settings.concurrency,
                 signature_tags=self._signature_tags,
             )
-            graph = build_graph(snapshot, display, is_signature=self._is_signature)
+            graph = build_graph(
+                snapshot, display, self.settings.limits, is_signature=self._is_signature
+            )
         except AuditorError as exc:
             return error_target(display, str(exc), rule=rule)
         signature_results = await self._verify_graph(target, graph.nodes)

@@ -10,6 +10,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,10 +28,12 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.coverage import AttestationPolicy, CoverageRule, Require
+from auditor.coverage import AttestationPolicy, CoverageRule, FindingKind, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
-from auditor.oci.reference import LOOPBACK_HOSTS
+from auditor.oci.graph import GraphLimits
+from auditor.oci.reference import is_loopback
+from auditor.waivers import Waiver
 
 DEFAULT_CONFIG_NAME = "auditor.yaml"
 
@@ -117,20 +120,27 @@ class RegistryConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value if "://" in value else f"https://{value}")
+        try:
+            parts = urlsplit(value if "://" in value else f"https://{value}")
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError("is not an http(s) registry URL") from None
+        if "@" in parts.netloc:
+            # Never echo the value: it holds a password.
+            raise ValueError(
+                "must not carry credentials (user:password@); put them under this "
+                "registry's auth: (username + password_env, identity_token_env or docker_config)"
+            )
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{value!r} is not an http(s) registry URL")
-        if parts.path not in ("", "/") or parts.query:
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError(f"{value!r}: give the registry host only, without a path")
         return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")
     def _plain_http_needs_insecure(self) -> RegistryConfig:
         parts = urlsplit(self.url)
-        host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.startswith("[") else (
-            parts.netloc[: parts.netloc.index("]") + 1]
-        )
-        if parts.scheme == "http" and host not in LOOPBACK_HOSTS and not self.insecure:
+        if parts.scheme == "http" and not is_loopback(parts.netloc) and not self.insecure:
             raise ValueError(f"plain http to {parts.netloc} needs insecure: true")
         return self
 
@@ -141,10 +151,6 @@ class RegistryConfig(_Strict):
     @property
     def scheme(self) -> str:
         return urlsplit(self.url).scheme
-
-    @property
-    def use_http(self) -> bool:
-        return self.scheme == "http"
 
 
 class LayoutConfig(_Strict):
@@ -185,6 +191,66 @@ class CoverageRuleConfig(_Strict):
         platforms = tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None
         return CoverageRule(
             self.scope.strip(), self.require, platforms, self.attestations, self.name
+        )
+
+
+def _check_waived_kind(text: str) -> str:
+    kinds = [k.value for k in FindingKind if k is not FindingKind.UNCHECKED]
+    if text not in kinds:
+        raise ValueError(f"{text!r} is not a finding kind a waiver can accept ({', '.join(kinds)})")
+    return text
+
+
+WaivedKind = Annotated[str, AfterValidator(_check_waived_kind)]
+
+
+class WaiverConfig(_Strict):
+    """One ``waivers:`` entry: a known exception with an owner, a reason and an end date.
+
+    ``reason``, ``owner`` and ``expires`` are required: an exception nobody owns, explains or
+    revisits is how a gap becomes permanent.
+    """
+
+    image: str = Field(min_length=1)
+    platforms: list[PlatformText] | None = Field(default=None, min_length=1)
+    findings: list[WaivedKind] | None = Field(default=None, min_length=1)
+    reason: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    expires: datetime | date
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _date_stays_a_date(cls, value: Any) -> Any:
+        """``"2026-12-31"`` (quoted in YAML) is a date lasting to its end, not midnight."""
+        if isinstance(value, str) and len(value.strip()) == 10:
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("reason", "owner")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    def expires_at(self) -> datetime:
+        """The first instant the waiver no longer applies (a date lasts to its end, UTC)."""
+        if isinstance(self.expires, datetime):
+            moment = self.expires
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return datetime.combine(self.expires, time(), tzinfo=UTC) + timedelta(days=1)
+
+    def to_waiver(self) -> Waiver:
+        return Waiver(
+            image=self.image.strip(),
+            reason=self.reason,
+            owner=self.owner,
+            expires=self.expires_at(),
+            platforms=tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None,
+            findings=frozenset(self.findings) if self.findings else None,
         )
 
 
@@ -252,6 +318,13 @@ class CosignConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
+    """Bounds on every request, target and run (the README's security section lists them).
+
+    The defaults fit real images (a multi-platform index with its attestations and
+    signatures is tens of nodes and a few MB) with a wide margin, and stop a hostile
+    registry long before it costs hours or gigabytes.
+    """
+
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_envelope_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_depth: int = Field(default=8, ge=1, le=32)
@@ -260,6 +333,33 @@ class LimitsConfig(_Strict):
     max_signatures_per_node: int = Field(default=100, ge=1, le=10_000)
     concurrency_per_registry: int = Field(default=8, ge=1, le=128)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Whole exchange (headers and body) of one HTTP request, whatever the per-read timeout.
+    request_deadline_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # One target: crawl and verification together.
+    target_deadline_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    # The whole run (target expansion included); none by default.
+    run_deadline_seconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
+    retry_attempts: int = Field(default=4, ge=1, le=20)
+    retry_after_max_seconds: float = Field(default=30.0, ge=0, le=3600)
+    retry_budget_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Consecutive failed requests after which a registry is down for the rest of the run.
+    registry_down_after: int = Field(default=5, ge=1, le=10_000)
+    max_nodes_per_target: int = Field(default=50_000, ge=1, le=10_000_000)
+    max_bytes_per_target: int = Field(
+        default=256 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024 * 1024
+    )
+    # OCSP / CRL requests per run (URLs taken from signed material).
+    max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
+
+    def graph_limits(self) -> GraphLimits:
+        """The bounds the crawler and the graph builder enforce."""
+        return GraphLimits(self.max_depth, self.max_children, self.max_referrers)
+
+
+# The one home of every limit's default value: the config model's own defaults. Lower layers
+# that offer a default for direct callers (tests, tools) take it from here; the composition
+# root passes the configured values in.
+DEFAULT_LIMITS = LimitsConfig()
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -433,6 +533,7 @@ class AuditorConfig(_Strict):
     trust: TrustConfig | None = None
     cosign: CosignConfig | None = None
     coverage: list[CoverageRuleConfig] = Field(default_factory=list)
+    waivers: list[WaiverConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from types import MappingProxyType
 
-from auditor.errors import UsageError
 from auditor.model import (
     Finding,
     GraphNode,
@@ -141,19 +140,6 @@ def platform_matches(selector: Platform, platform: Platform | None) -> bool:
 
 
 # --- parsing ------------------------------------------------------------------------------
-
-_RULE_KEYS = frozenset({"scope", "require", "platforms", "attestations", "name"})
-
-
-def parse_require(text: str) -> Require:
-    """``--require`` value; UsageError lists the accepted words."""
-    try:
-        return Require(text.strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"--require: {text!r} is not one of {', '.join(r.value for r in Require)}"
-        ) from None
-
 
 # --- node status --------------------------------------------------------------------------
 
@@ -494,16 +480,24 @@ class Summary:
 
     nodes: Mapping[NodeStatus, int]
     targets: Mapping[TargetStatus, int]
+    findings: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({"open": 0, "waived": 0})
+    )
 
 
 def summarize(targets: Iterable[TargetResult]) -> Summary:
     nodes = dict.fromkeys(NodeStatus, 0)
     statuses = dict.fromkeys(TargetStatus, 0)
+    findings = {"open": 0, "waived": 0}
     for target in targets:
         statuses[target.status] += 1
         for verdict in target.nodes:
             nodes[verdict.status] += 1
-    return Summary(MappingProxyType(nodes), MappingProxyType(statuses))
+        for finding in target.findings:
+            findings["waived" if finding.waiver is not None else "open"] += 1
+    return Summary(
+        MappingProxyType(nodes), MappingProxyType(statuses), MappingProxyType(findings)
+    )
 
 
 def exit_code(targets: Iterable[TargetResult]) -> int:

@@ -26,6 +26,7 @@ from auditor.model import (
     SignatureStatus,
     TargetResult,
     TargetStatus,
+    WaiverNote,
 )
 
 CODEC_VERSION = 1
@@ -123,11 +124,32 @@ def encode_target(target: TargetResult) -> dict[str, Any]:
                 "rule": f.rule,
                 "node": f.node,
                 "platform": f.platform,
+                "waiver": _waiver(f.waiver),
             }
             for f in target.findings
         ],
         "nodes": [_node(n) for n in target.nodes],
     }
+
+
+def _waiver(value: WaiverNote | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {
+        "image": value.image,
+        "reason": value.reason,
+        "owner": value.owner,
+        "expires": value.expires.isoformat(),
+    }
+
+
+def _decode_waiver(value: Any) -> WaiverNote | None:
+    if value is None:
+        return None
+    expires = _parse_time(value["expires"])
+    if expires is None:
+        raise ValueError("a waiver without an expiry")
+    return WaiverNote(str(value["image"]), str(value["reason"]), str(value["owner"]), expires)
 
 
 def _decode_platform(value: Any) -> Platform | None:
@@ -214,6 +236,7 @@ def decode_target(value: Any) -> TargetResult:
                     rule=str(f["rule"]),
                     node=f.get("node"),
                     platform=f.get("platform"),
+                    waiver=_decode_waiver(f.get("waiver")),
                 )
                 for f in value.get("findings", ())
             ),

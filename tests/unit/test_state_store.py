@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, inspect
 
 from auditor.errors import StateError
-from auditor.model import TargetStatus
+from auditor.model import TargetStatus, WaiverNote
 from auditor.state import schema
 from auditor.state.codec import decode_target, encode_target
 from auditor.state.store import MIGRATIONS, Store
@@ -37,7 +38,15 @@ def _upgrade(path: Path, revision: str) -> None:
 
 
 def test_codec_round_trip_is_lossless() -> None:
-    for target in (multiplatform(REF, signed_platforms=True), unreachable(REF)):
+    noncompliant = multiplatform(REF, signed_platforms=False)
+    note = WaiverNote("127.0.0.1:5000/team/*", "vendor image", "sec-team",
+                      datetime(2031, 1, 1, tzinfo=UTC))
+    waived = replace(
+        noncompliant,
+        findings=tuple(replace(f, waiver=note) for f in noncompliant.findings),
+    )
+    assert waived.findings
+    for target in (multiplatform(REF, signed_platforms=True), unreachable(REF), waived):
         data = json.loads(json.dumps(encode_target(target)))
         assert decode_target(data) == target
 
