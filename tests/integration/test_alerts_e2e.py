@@ -271,7 +271,7 @@ def test_push_is_audited_and_alerted_within_seconds(
         daemon = start_daemon(config, port, tmp_path / "serve.log", env=env)
         try:
             # The start-up audit sees an empty repository (no alert for "nothing there").
-            _wait_runs(daemon, 1)
+            poll("the start-up run", lambda: _runs_finished(daemon) >= 1 or None)
             assert hook.received == []
             pushed = time.monotonic()
             image.push()
