@@ -31,6 +31,7 @@ from auditor.config import (
 from auditor.cosign.format import CosignFormat
 from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
+from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
@@ -352,6 +353,23 @@ class App:
         return await self.auditor.run(targets, deadline_at=deadline_at)
 
 
+def _daemon_secrets(config: AuditorConfig) -> list[str]:
+    """Every ``*_env`` the daemon reads at start-up must be set (one line per missing one)."""
+    problems: list[str] = []
+    server = config.server
+    for key, name in (
+        ("token_env", server.token_env),
+        ("events_token_env", server.events_token_env),
+    ):
+        if name is not None and not environment().get(name):
+            problems.append(f"server.{key}: environment variable {name} is not set")
+    try:
+        build_sinks(config.alerts, environment())
+    except ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
 def check_configuration(
     config_path: Path | None, trust_policy: Path | None, trust_store: Path | None
 ) -> list[str]:
@@ -382,6 +400,7 @@ def check_configuration(
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
             except ConfigError as exc:
                 problems.append(str(exc))
+    problems.extend(_daemon_secrets(config))
     options = AppOptions(trust_policy=trust_policy, trust_store=trust_store)
     policy, store = _trust_paths(config, options)
     if store is not None and not store.is_dir():
