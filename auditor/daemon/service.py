@@ -37,6 +37,9 @@ class FinishedRun:
     trigger: str
     report: AuditReport
     changes: Sequence[StatusChange]
+    # True when the run covered its whole source (a scheduled or API run of a unit), so a
+    # target of that source it did not see is gone; False for one reference.
+    complete: bool = False
 
 
 RunListener = Callable[[FinishedRun], Awaitable[None]]
@@ -222,7 +225,7 @@ class AuditService:
                     log.info("trust.changed", trust_hash=self.app.trust_hash[:12])
             except AuditorError as exc:
                 log.error("trust.reload_failed", error=str(exc))
-            report = await self.app.auditor.run(await targets())
+            report = await self.app.run(targets, label)
         except asyncio.CancelledError:
             self.metrics.record_run(label, "abandoned", time.monotonic() - started)
             await self._abandon(run_id, "abandoned at shutdown (grace period over)")
@@ -271,7 +274,7 @@ class AuditService:
         self._state_ok()
         self.runs_finished += 1
         await self.refresh_metrics()
-        finished = FinishedRun(run_id, key, trigger, report, changes)
+        finished = FinishedRun(run_id, key, trigger, report, changes, replace_source)
         for listener in self.listeners:
             try:
                 await listener(finished)
