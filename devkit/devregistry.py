@@ -49,11 +49,17 @@ def free_port() -> int:
         return port
 
 
-def registry_config(workdir: Path, port: int, auth: Mapping[str, Any] | None = None) -> str:
-    """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on."""
+def registry_config(
+    workdir: Path, port: int, auth: Mapping[str, Any] | None = None, *, access_log: bool = False
+) -> str:
+    """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on.
+
+    ``access_log`` turns on one combined-log line per request in ``registry.log``: the
+    benchmarks count requests there, from any process, without hooking a client.
+    """
     config: dict[str, Any] = {
         "version": 0.1,
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "log": {"level": "warn", "accesslog": {"disabled": not access_log}},
         "storage": {
             "filesystem": {"rootdirectory": str(workdir / "data")},
             "delete": {"enabled": True},
@@ -81,7 +87,9 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def local_registry(workdir: Path, auth: Mapping[str, Any] | None = None) -> Iterator[LocalRegistry]:
+def local_registry(
+    workdir: Path, auth: Mapping[str, Any] | None = None, *, access_log: bool = False
+) -> Iterator[LocalRegistry]:
     """Run a registry whose config, storage and log live in ``workdir``; stop it on exit."""
     binary = binary_path()
     if binary is None:
@@ -91,7 +99,7 @@ def local_registry(workdir: Path, auth: Mapping[str, Any] | None = None) -> Iter
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = workdir / "config.yml"
-    config_path.write_text(registry_config(workdir, port, auth))
+    config_path.write_text(registry_config(workdir, port, auth, access_log=access_log))
     log_path = workdir / "registry.log"
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
