@@ -17,6 +17,7 @@ from auditor.config import AuditorConfig, LayoutConfig, RegistryConfig, TagFilte
 from auditor.coverage import error_target
 from auditor.errors import AuditorError
 from auditor.layout.reader import OciLayoutSource
+from auditor.listed import ListedTagsSource
 from auditor.model import TargetResult
 from auditor.oci.digest import is_attachment_tag
 from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
@@ -124,7 +125,9 @@ class Expander:
         if not chosen:
             # Auditing nothing must not look like a clean pass.
             return [_nothing(str(reference), len(tags))]
-        return [AuditTarget(reference.with_tag(t), source, reference.repository) for t in chosen]
+        # The listing also says which nodes have a fallback (or signature) tag at all.
+        listed = ListedTagsSource(source, reference.repository, set(tags))
+        return [AuditTarget(reference.with_tag(t), listed, reference.repository) for t in chosen]
 
     async def _expand_layout(
         self, layout: LayoutConfig, pinned: LayoutReference | None = None
