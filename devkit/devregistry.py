@@ -50,13 +50,17 @@ def free_port() -> int:
 
 
 def registry_config(
-    workdir: Path, port: int, auth: Mapping[str, Any] | None = None, *, access_log: bool = False
+    workdir: Path,
+    port: int,
+    auth: Mapping[str, Any] | None = None,
+    notifications: Mapping[str, Any] | None = None,
+    *,
+    access_log: bool = False,
 ) -> str:
-    """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on.
-
+    """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on;
+    ``notifications`` is its ``notifications:`` section (where it posts push events).
     ``access_log`` turns on one combined-log line per request in ``registry.log``: the
-    benchmarks count requests there, from any process, without hooking a client.
-    """
+    benchmarks count requests there, from any process, without hooking a client."""
     config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": not access_log}},
@@ -68,6 +72,8 @@ def registry_config(
     }
     if auth:
         config["auth"] = dict(auth)
+    if notifications:
+        config["notifications"] = dict(notifications)
     return json.dumps(config)
 
 
@@ -88,7 +94,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextlib.contextmanager
 def local_registry(
-    workdir: Path, auth: Mapping[str, Any] | None = None, *, access_log: bool = False
+    workdir: Path,
+    auth: Mapping[str, Any] | None = None,
+    notifications: Mapping[str, Any] | None = None,
+    *,
+    access_log: bool = False,
 ) -> Iterator[LocalRegistry]:
     """Run a registry whose config, storage and log live in ``workdir``; stop it on exit."""
     binary = binary_path()
@@ -99,7 +109,9 @@ def local_registry(
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = workdir / "config.yml"
-    config_path.write_text(registry_config(workdir, port, auth, access_log=access_log))
+    config_path.write_text(
+        registry_config(workdir, port, auth, notifications, access_log=access_log)
+    )
     log_path = workdir / "registry.log"
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
