@@ -50,17 +50,23 @@ async def _node(http: httpx.AsyncClient, gate: asyncio.Semaphore, repo: str, dig
     return len(signatures)
 
 
-async def _tag(http: httpx.AsyncClient, gate: asyncio.Semaphore, repo: str, tag: str) -> int:
+async def _tag(http: httpx.AsyncClient, gate: asyncio.Semaphore, repo: str, tag: str,
+               seen: set[str]) -> int:
+    """A tag's manifest, then the referrers of each node not already looked at (two tags
+    naming the same image share its nodes)."""
     reply = await _get(http, gate, f"/v2/{repo}/manifests/{tag}")
     nodes = [reply.headers["docker-content-digest"]]
     nodes += [d["digest"] for d in json.loads(reply.content).get("manifests", [])]
-    return sum(await asyncio.gather(*(_node(http, gate, repo, n) for n in nodes)))
+    fresh = [n for n in nodes if n not in seen]
+    seen.update(fresh)
+    return sum(await asyncio.gather(*(_node(http, gate, repo, n) for n in fresh)))
 
 
 async def _repository(http: httpx.AsyncClient, gate: asyncio.Semaphore, repo: str) -> int:
     tags = (await _get(http, gate, f"/v2/{repo}/tags/list")).json().get("tags") or []
     tags = [t for t in tags if not t.startswith("sha256-")]
-    return sum(await asyncio.gather(*(_tag(http, gate, repo, t) for t in tags)))
+    seen: set[str] = set()
+    return sum(await asyncio.gather(*(_tag(http, gate, repo, t, seen) for t in tags)))
 
 
 async def run(url: str, repositories: list[str], concurrency: int = 8) -> int:
