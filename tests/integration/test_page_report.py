@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import struct
 import uuid
@@ -404,6 +405,51 @@ def test_hostile_tag_signer_and_artifact_type_render_as_text(
     assert page.evaluate("document.scripts.length") == 1  # the page's own
     assert leak_listener.paths == []
     assert_stayed_home(page, report.as_uri())
+
+
+# --- the fix command ----------------------------------------------------------------------------
+
+
+def test_the_fix_command_the_page_prints_closes_the_gaps(
+    browser: Browser, registry: RunningRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copy the page's "sign every gap" command, fill in a key and certificate, run it: the
+    target that was noncompliant is compliant on the next page."""
+    isolate_environment(monkeypatch, tmp_path / "env")
+    signed = build_signed_sample(tmp_path / "sample")
+    app = f"{registry.host}/fix-{uuid.uuid4().hex[:6]}/app"
+    push(registry.host, signed.path, app.split("/", 1)[1], update_fallback_tags=True)
+    fixer = make_pki(name="page fixer", validity=timedelta(days=2), slot=4)
+    store_dir = signed.trust_store / "x509" / "ca" / TRUST_STORE_NAME
+    (store_dir / "fixer.pem").write_bytes(fixer.root.cert_pem())
+    key, chain = tmp_path / "key.pem", tmp_path / "chain.pem"
+    key.write_bytes(fixer.leaf.key_pem())
+    chain.write_bytes(fixer.leaf.cert_pem() + fixer.root.cert_pem())
+    trust = ["--trust-policy", str(signed.trust_policy), "--trust-store", str(signed.trust_store)]
+
+    def page_of(reference: str) -> Page:
+        report = tmp_path / "report.html"
+        run = run_cli(["audit", "now", reference, *trust, "--format", "html", "-o", str(report)])
+        assert run.code in (0, 1), run.stderr
+        return open_page(browser, report.as_uri())
+
+    section = f"document.getElementById('t-{target_id(app + ':v1')}')"
+    before = page_of(f"{app}:v1")
+    assert word(before.evaluate(f"{section}.querySelector('h2 .status').innerText")) == (
+        "noncompliant"
+    )
+    command = before.evaluate(f"{section}.querySelector('.findings ~ .cmd code.fix').innerText")
+    words = shlex.split(command)
+    assert words[:3] == ["auditor", "sign", "--missing"]
+    words = [{"KEY.pem": str(key), "CHAIN.pem": str(chain)}.get(w, w) for w in words]
+    signing = run_cli([*words[1:], *trust])
+    assert signing.code == 0, signing.stderr
+    after = page_of(f"{app}:v1")
+    assert word(after.evaluate(f"{section}.querySelector('h2 .status').innerText")) == "compliant"
+    statuses = after.evaluate(
+        f"Array.from({section}.querySelectorAll('li.node')).map(li => li.dataset.status)"
+    )
+    assert statuses == ["signed", "signed", "signed", "signed", "unsigned"]  # attestation: ignored
 
 
 # --- screenshots for the README ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hatchling.builders.wheel import WheelBuilder
 
+from auditor.cli import build_parser
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target
 from auditor.formats import Format, render
 from auditor.formats import html as page
@@ -226,6 +227,10 @@ def test_fix_commands_sign_the_gap_by_digest_and_are_shell_safe() -> None:
             "--key", "KEY.pem", "--cert", "CHAIN.pem",
         ]
     assert shlex.split(view.fix_all or "")[:4] == ["auditor", "sign", "--missing", reference]
+    # and they are what ``auditor sign`` itself accepts
+    for command in [*fixes, view.fix_all]:
+        args = build_parser().parse_args(shlex.split(command or "")[1:])
+        assert (args.command, str(args.key), str(args.cert)) == ("sign", "KEY.pem", "CHAIN.pem")
 
 
 def test_no_fix_command_where_signing_cannot_help() -> None:
