@@ -132,11 +132,22 @@ def audited(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory)
     app, e2e, gone = (f"{registry.host}/{namespace}/{name}" for name in ("app", "notation-e2e",
                                                                           "gone"))
     report = workdir / "report.html"
+    # v1's unsigned ppc64le manifest is a known, owned exception
+    config = workdir / "auditor.yaml"
+    config.write_text(
+        "waivers:\n"
+        f"  - image: \"{app}:v1\"\n"
+        "    platforms: [linux/ppc64le]\n"
+        "    reason: ppc64le images are signed by the ppc team's pipeline\n"
+        "    owner: ppc-team@example.com\n"
+        "    expires: \"2099-12-31\"\n"
+    )
     with pytest.MonkeyPatch.context() as monkeypatch:
         isolate_environment(monkeypatch, workdir / "env")
         run = run_cli(
-            ["audit", "now", app, e2e, gone, "--trust-policy", str(signed.trust_policy),
-             "--trust-store", str(signed.trust_store), "--format", "html", "-o", str(report)]
+            ["audit", "now", app, e2e, gone, "--config", str(config),
+             "--trust-policy", str(signed.trust_policy), "--trust-store", str(signed.trust_store),
+             "--format", "html", "-o", str(report)]
         )
     return Audited(report, signed, app, e2e, gone, run.code, run.stderr)
 
@@ -239,6 +250,12 @@ def test_target_view_names_signatures_findings_and_the_fix(
         f"auditor sign {repository}@{ppc64le} --key KEY.pem --cert CHAIN.pem",
     ]
     assert f"auditor sign --missing {repository}:v1 --key KEY.pem --cert CHAIN.pem" in text
+    # the waived gap says who accepted it, why, and until when
+    waived = page.evaluate(f"{section}.querySelector('.findings li.waived').innerText")
+    assert "unsigned-platform" in waived
+    assert ("accepted by the waiver for " + repository + ":v1: ppc64le images are signed by "
+            "the ppc team's pipeline (owner ppc-team@example.com, until 2100-01-01T00:00:00Z)"
+            ) in waived
     # a platform under the signed index says so, without being called signed by it
     amd64 = audited.signed.sample.platforms["linux/amd64"].digest
     covered = page.evaluate(
@@ -277,6 +294,7 @@ def displayed_sections(page: Page) -> set[str]:
         ({"status": "error"}, ["(every tag)"]),
         ({"finding": "invalid-signature"}, ["v1", "v1-nested"]),
         ({"finding": "unsigned-index"}, ["v1-nested"]),
+        ({"status": "waived"}, ["v1"]),
         ({"status": "noncompliant", "q": "NESTED"}, ["v1-nested"]),
         ({"q": "v1-single"}, ["v1-single"]),
     ],
