@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import DigestMismatch, MalformedContent, NotFound, TooLarge
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag, is_valid_digest, verify_digest
-from auditor.oci.manifest import ImageIndex, Manifest, parse_manifest, referrer_descriptor
+from auditor.oci.manifest import (
+    FetchedManifest,
+    ImageIndex,
+    Manifest,
+    parse_manifest,
+    referrer_descriptor,
+)
 from auditor.oci.reference import LAYOUT_PREFIX
-from auditor.source import DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest
 
 DEFAULT_MAX_TAR_BYTES = 2 * 1024 * 1024 * 1024
 DEFAULT_MAX_TAR_MEMBERS = 100_000
@@ -53,7 +59,7 @@ class OciLayoutSource:
         self,
         path: Path,
         *,
-        max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+        max_manifest_bytes: int = DEFAULT_LIMITS.max_manifest_bytes,
         display_path: Path | None = None,
     ) -> None:
         self.path = Path(path)
@@ -274,7 +280,7 @@ class OciLayoutSource:
 def open_layout(
     path: Path,
     *,
-    max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+    max_manifest_bytes: int = DEFAULT_LIMITS.max_manifest_bytes,
     max_tar_bytes: int = DEFAULT_MAX_TAR_BYTES,
 ) -> OciLayoutSource:
     """A layout directory as is, or a tar of one extracted safely into a private temp dir.

@@ -36,12 +36,13 @@ __all__ = [
 class GraphLimits:
     """Bounds that keep a hostile or broken image from exhausting the auditor.
 
-    ``max_depth``: indexes may nest this many levels (the root index is level 1).
+    ``max_depth``: indexes may nest this many levels (the root index is level 1). No defaults
+    here: the config model (``config.LimitsConfig``) holds them, the composition root passes them.
     """
 
-    max_depth: int = 8
-    max_children: int = 1000
-    max_referrers: int = 1000
+    max_depth: int
+    max_children: int
+    max_referrers: int
 
 
 def depth_limit_message(digest: str, limits: GraphLimits) -> str:
@@ -110,7 +111,7 @@ class _Pending:
 def build_graph(
     snapshot: Snapshot,
     display_reference: str,
-    limits: GraphLimits | None = None,
+    limits: GraphLimits,
     *,
     is_signature: Callable[[Descriptor], bool],
 ) -> ImageGraph:
@@ -118,7 +119,6 @@ def build_graph(
 
     ``is_signature`` says which referrers are signatures (see :func:`split_referrers`).
     """
-    limits = limits or GraphLimits()
     errors: dict[str, list[str]] = {d: list(m) for d, m in snapshot.errors.items()}
     edges: dict[str, list[str]] = {}
     nodes: list[GraphNode] = []

@@ -44,6 +44,15 @@ class ImageIndex:
 Manifest = ImageManifest | ImageIndex
 
 
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest whose bytes were checked against its digest before parsing."""
+
+    descriptor: Descriptor
+    raw: bytes
+    manifest: Manifest
+
+
 def _str_map(value: Any, where: str) -> dict[str, str]:
     if value is None:
         return {}
