@@ -36,6 +36,7 @@ from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
+from auditor.verdicts import MemoryVerdictCache, VerdictCache
 from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
@@ -79,9 +80,10 @@ class Auditor:
 
     ``require`` (the ``--require`` flag) overrides every rule's requirement. ``formats`` are
     the registered signature formats (the composition root's list): a referrer is a signature
-    when one of them claims it, and that format judges it. Verdicts on signatures are cached by
-    (signature digest, subject digest, scope) for the life of the object, so the daemon can keep
-    one and re-audit cheaply.
+    when one of them claims it, and that format judges it. Verdicts on signatures go through
+    ``cache`` (auditor/verdicts.py: in memory for the object's life, or the state store's) keyed
+    by (signature digest, subject digest, scope), so the daemon can keep one and re-audit
+    cheaply.
     """
 
     rules: Sequence[CoverageRule]
@@ -89,8 +91,8 @@ class Auditor:
     require: Require | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
+    cache: VerdictCache = field(default_factory=MemoryVerdictCache)
     waivers: Sequence[Waiver] = ()
-    _cache: dict[tuple[str, str, str], SignatureResult] = field(default_factory=dict)
 
     async def run(
         self,
@@ -228,13 +230,13 @@ class Auditor:
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
         key = (signature.digest, subject.digest, target.scope)
-        cached = self._cache.get(key)
+        cached = self.cache.get(key)
         if cached is not None:
             return cached
         result = await self._fetch_and_verify(target, subject, signature)
         if result.status is not SignatureStatus.ERROR:
             # Errors are transient (registry, network): never cache them.
-            self._cache[key] = result
+            self.cache.put(key, result)
         return result
 
     async def _fetch_and_verify(
