@@ -26,6 +26,7 @@ from auditor.app import App
 from auditor.config import AuditorConfig, ServerConfig, StateConfig, environment, load_config
 from auditor.daemon.http import HttpSettings, build_http_app
 from auditor.daemon.metrics import DaemonMetrics, SeriesLimits
+from auditor.daemon.pages import page_routes
 from auditor.daemon.scheduler import Scheduler
 from auditor.daemon.service import AuditService
 from auditor.daemon.units import Unit, units
@@ -89,7 +90,11 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
         async with App(config, store=store, on_response=on_response) as app:
             service = AuditService(app, store, metrics, keep_runs=state.keep_runs)
             await service.refresh_metrics()  # what we knew before: served at once
-            http_app = build_http_app(service, HttpSettings(token=token, units=scheduled))
+            http_app = build_http_app(
+                service,
+                HttpSettings(token=token, units=scheduled, public_read=config.server.public_read),
+                extra_routes=page_routes(),
+            )
             server = _Server(
                 uvicorn.Config(
                     http_app, log_config=None, access_log=False, lifespan="off",
@@ -97,6 +102,7 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
                 )
             )
             scheduler = Scheduler(config.schedule, scheduled, service.scheduled)
+            http_app.state.scheduler = scheduler  # the pages show the next audit
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
