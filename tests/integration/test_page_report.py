@@ -32,8 +32,16 @@ from auditor.layout.writer import tag_manifest
 from devkit.samples import attach_referrer, write_sample_layout
 from devkit.signing import sign_in_layout
 from devkit.testpki import make_pki
-from tests.support.browser import Browser, Page, chromium, chromium_binary, origin
+from tests.support.browser import Browser, Page, chromium, chromium_binary
 from tests.support.local_http import RecordingServer, recording_server
+from tests.support.page_dom import (
+    READ_ROWS,
+    READ_TARGETS,
+    assert_stayed_home,
+    displayed_sections,
+    set_filter,
+    word,
+)
 from tests.support.paths import FIXTURES
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import (
@@ -62,40 +70,6 @@ SAMPLE_STATUSES = {
     "attestation": "unsigned",
 }
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
-
-# What a person sees of each node, read back from Chromium's DOM: the status badge's visible
-# text, the node's label and kind, how deep it sits in the tree, and whether it is displayed.
-READ_TARGETS = """
-Array.from(document.querySelectorAll('section.target')).map(function (section) {
-  return {
-    reference: section.querySelector('h2 .ref').innerText,
-    status: section.querySelector('h2 .status').innerText.trim(),
-    displayed: section.offsetParent !== null,
-    nodes: Array.from(section.querySelectorAll('li.node')).map(function (li) {
-      var depth = 0;
-      for (var p = li.parentElement; p && p !== section; p = p.parentElement) {
-        if (p.matches('li.node')) { depth++; }
-      }
-      var head = li.querySelector(':scope > .card > .node-head');
-      return {
-        digest: li.dataset.node,
-        status: head.querySelector('.status').innerText.trim(),
-        label: head.querySelector('.label').innerText,
-        kind: head.querySelector('.kind').innerText,
-        required: head.querySelector('.req').innerText,
-        depth: depth,
-        displayed: li.offsetParent !== null
-      };
-    })
-  };
-})
-"""
-READ_ROWS = """
-Array.from(document.querySelectorAll('tr[data-target]'))
-  .filter(function (row) { return row.offsetParent !== null; })
-  .map(function (row) { return row.querySelector('td.name').innerText; })
-"""
-
 
 @dataclass(frozen=True)
 class Audited:
@@ -158,14 +132,6 @@ def open_page(browser: Browser, url: str, **options: Any) -> Page:
     return page
 
 
-def assert_stayed_home(page: Page, url: str) -> None:
-    """Every request went to the page's own origin, and nothing was even attempted elsewhere."""
-    requests = page.requests
-    assert requests, "the page load itself must have been recorded"
-    assert {origin(r) for r in requests} <= {origin(url), "data:"}, requests
-    assert page.evaluate("window.__violations") == []
-
-
 def expected_tree(audited: Audited) -> dict[str, list[dict[str, Any]]]:
     """Per reference, the nodes as the page must show them, built from what was made."""
     sample = audited.signed.sample
@@ -197,11 +163,6 @@ def expected_tree(audited: Audited) -> dict[str, list[dict[str, Any]]]:
              "status": "signed", "depth": 0}
         ],
     }
-
-
-def word(badge_text: str) -> str:
-    """The status word of a badge's visible text (a symbol comes first, the word last)."""
-    return badge_text.split()[-1]
 
 
 # --- the DOM ------------------------------------------------------------------------------------
@@ -270,20 +231,6 @@ def test_target_view_names_signatures_findings_and_the_fix(
 
 
 # --- filters ------------------------------------------------------------------------------------
-
-
-def set_filter(page: Page, name: str, value: str) -> None:
-    """Choose or type like a person: set the control, then fire the event a person would."""
-    event = "input" if name == "q" else "change"
-    page.evaluate(
-        f"(function () {{ var el = document.querySelector('#filters [name={name}]');"
-        f" el.value = {json.dumps(value)};"
-        f" el.dispatchEvent(new Event('{event}', {{bubbles: true}})); }})()"
-    )
-
-
-def displayed_sections(page: Page) -> set[str]:
-    return {t["reference"] for t in page.evaluate(READ_TARGETS) if t["displayed"]}
 
 
 @pytest.mark.parametrize(
