@@ -23,11 +23,15 @@ from auditor.config import (
     LayoutConfig,
     RegistryConfig,
     TrustConfig,
+    cosign_section,
     environment,
     load_config,
     trust_section,
 )
+from auditor.cosign.format import CosignFormat
+from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
+from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
@@ -83,7 +87,11 @@ def signature_formats(
     A new format is one line here (and its package beside ``notary/``).
     """
     limits = config.limits
-    return (NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),)
+    cosign = load_cosign_trust(config.cosign) if config.cosign is not None else None
+    return (
+        NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),
+        CosignFormat(cosign, max_blob_bytes=limits.max_envelope_bytes),
+    )
 
 
 def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | None:
@@ -338,6 +346,23 @@ class App:
         return await self.auditor.run(targets, deadline_at=deadline_at)
 
 
+def _daemon_secrets(config: AuditorConfig) -> list[str]:
+    """Every ``*_env`` the daemon reads at start-up must be set (one line per missing one)."""
+    problems: list[str] = []
+    server = config.server
+    for key, name in (
+        ("token_env", server.token_env),
+        ("events_token_env", server.events_token_env),
+    ):
+        if name is not None and not environment().get(name):
+            problems.append(f"server.{key}: environment variable {name} is not set")
+    try:
+        build_sinks(config.alerts, environment())
+    except ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
 def check_configuration(
     config_path: Path | None, trust_policy: Path | None, trust_store: Path | None
 ) -> list[str]:
@@ -353,13 +378,22 @@ def check_configuration(
         source = loaded or source
     except ConfigError as exc:
         problems.extend(str(exc).splitlines())
-        config = AuditorConfig(trust=trust_section(config_path))
+        config = AuditorConfig(
+            trust=trust_section(config_path), cosign=cosign_section(config_path)
+        )
+    if config.cosign is not None:
+        # Keys parse, regexps compile, the trusted root loads (read locally, never fetched).
+        try:
+            load_cosign_trust(config.cosign, f"{source}: cosign")
+        except ConfigError as exc:
+            problems.append(str(exc))
     for i, registry in enumerate(config.registries):
         if registry.auth is not None:
             try:
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
             except ConfigError as exc:
                 problems.append(str(exc))
+    problems.extend(_daemon_secrets(config))
     options = AppOptions(trust_policy=trust_policy, trust_store=trust_store)
     policy, store = _trust_paths(config, options)
     if store is not None and not store.is_dir():
