@@ -82,7 +82,7 @@ def _bind(listen: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) -> int:
+async def serve(config: AuditorConfig) -> int:
     token = _token(config)
     scheduled: list[Unit] = units(config)
     if not scheduled:
@@ -149,8 +149,6 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
                 interval_seconds=None if config.schedule.cron else config.schedule.interval_seconds,
                 cron=config.schedule.cron,
             )
-            if ready is not None:
-                ready.set()
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait({stopped, serving}, return_when=asyncio.FIRST_COMPLETED)
             log.info("serve.stopping", grace_seconds=config.server.grace_seconds)
