@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,11 +138,18 @@ async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
     return AuthProvider.anonymous()
 
 
-def trust_files(config: AuditorConfig, options: AppOptions) -> tuple[Path | None, Path]:
-    """The trust policy file and the directory whose files the verdicts depend on: the
-    configured ones, else notation's whole config directory (policy and trust store)."""
+def trust_hash(config: AuditorConfig, options: AppOptions) -> str:
+    """A hash of everything signature verdicts depend on: notation's trust policy and trust
+    store (or notation's whole config directory when they are not configured), cosign's
+    trusted root and key files, and cosign's rules as written in the config."""
     policy, store = _trust_paths(config, options)
-    return policy, store or notation_config_dir()
+    files: list[Path | None] = [policy, store or notation_config_dir()]
+    settings = ""
+    if config.cosign is not None:
+        files.append(config.cosign.trusted_root)
+        files.extend(path for rule in config.cosign.rules for path in rule.key_paths)
+        settings = config.cosign.model_dump_json()
+    return trust_fingerprint(files, settings)
 
 
 ResponseHook = Callable[[httpx.Response], None]
@@ -178,7 +185,7 @@ class App:
         self._sources: dict[str, ManifestSource] = {}
         self._layouts: dict[Path, OciLayoutSource] = {}
         self._verifier = build_verifier(config, self.options)
-        self.trust_hash = trust_fingerprint(*trust_files(config, self.options))
+        self.trust_hash = trust_hash(config, self.options)
         limits = config.limits
         self._retry = RetryPolicy(
             max_attempts=limits.retry_attempts,
@@ -213,7 +220,7 @@ class App:
         each run): a new verifier, the formats rebuilt on it, and a verdict cache keyed by the
         new hash. True if changed. A trust configuration broken by the edit raises
         ConfigError and the old one stays."""
-        current = trust_fingerprint(*trust_files(self.config, self.options))
+        current = trust_hash(self.config, self.options)
         if current == self.trust_hash:
             return False
         verifier = build_verifier(self.config, self.options)
@@ -332,19 +339,31 @@ class App:
         return await Expander(self, self.config).from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
-        """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        """One run of ``audit now``: the given references, or the whole config."""
+        what = ", ".join(references) or "the configured registries and layouts"
+        return await self.run(lambda: self.targets(references), what)
+
+    async def run(
+        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
+    ) -> AuditReport:
+        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
+
+        Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
+        registry marked down in an earlier run is asked again (down lasts one run).
+        """
+        for client in self._registries.values():
+            client.transport.health.new_run()
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
         )
         try:
             async with asyncio.timeout_at(deadline_at):
-                targets = await self.targets(references)
+                listed = await targets()
         except TimeoutError:
-            what = ", ".join(references) or "the configured registries and layouts"
             failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
             return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
-        return await self.auditor.run(targets, deadline_at=deadline_at)
+        return await self.auditor.run(listed, deadline_at=deadline_at)
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

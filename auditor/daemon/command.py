@@ -34,6 +34,7 @@ from auditor.config import (
 from auditor.daemon import alerting
 from auditor.daemon.http import HttpSettings, build_http_app
 from auditor.daemon.metrics import DaemonMetrics, SeriesLimits
+from auditor.daemon.pages import page_routes
 from auditor.daemon.receiver import EventMetrics, EventReceiver
 from auditor.daemon.scheduler import Scheduler
 from auditor.daemon.service import AuditService
@@ -81,7 +82,7 @@ def _bind(listen: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) -> int:
+async def serve(config: AuditorConfig) -> int:
     token = _token(config)
     scheduled: list[Unit] = units(config)
     if not scheduled:
@@ -120,8 +121,8 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
             alerts.deliver_soon()  # messages a previous run could not deliver
             http_app = build_http_app(
                 service,
-                HttpSettings(token=token, units=scheduled),
-                extra_routes=[events.route()],
+                HttpSettings(token=token, units=scheduled, public_read=config.server.public_read),
+                extra_routes=[events.route(), *page_routes()],
             )
             server = _Server(
                 uvicorn.Config(
@@ -133,6 +134,7 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
                 )
             )
             scheduler = Scheduler(config.schedule, scheduled, service.scheduled)
+            http_app.state.scheduler = scheduler  # the pages show the next audit
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -147,8 +149,6 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
                 interval_seconds=None if config.schedule.cron else config.schedule.interval_seconds,
                 cron=config.schedule.cron,
             )
-            if ready is not None:
-                ready.set()
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait({stopped, serving}, return_when=asyncio.FIRST_COMPLETED)
             log.info("serve.stopping", grace_seconds=config.server.grace_seconds)
