@@ -9,15 +9,15 @@ notation reports a malformed envelope as an integrity failure.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
-from auditor.errors import VerificationError
+from auditor import gojson
+from auditor.errors import MalformedContent, VerificationError
 from auditor.notary.crypto import ALGORITHMS
 from auditor.notary.types import Envelope, SigningScheme, TargetArtifact
 
@@ -218,29 +218,33 @@ def _load_chain(
     return tuple(certs)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def strict_json(data: bytes, what: str) -> Any:
-    """Parse JSON, refusing duplicate keys (two parsers must never see two documents)."""
+    """Parse JSON as Go reads it or refuse it (auditor.gojson): two parsers never see two
+    documents."""
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise VerificationError(f"integrity: {what} is not valid JSON: {exc}") from None
+        return gojson.loads(data, what)
+    except MalformedContent as exc:
+        raise VerificationError(f"integrity: {exc}") from None
+
+
+def go_fields(obj: Mapping[str, Any], names: Iterable[str], where: str) -> dict[str, Any]:
+    """Struct fields of a decoded JSON object as notation (Go) reads them, or refused."""
+    try:
+        return gojson.fields(obj, names, where)
+    except MalformedContent as exc:
+        raise VerificationError(f"integrity: {exc}") from None
+
+
+_TARGET_FIELDS = ("mediaType", "digest", "size", "annotations")
 
 
 def parse_payload(payload: bytes) -> TargetArtifact:
     """The payload's ``targetArtifact`` descriptor, strictly typed."""
     doc = strict_json(payload, "payload")
-    if not isinstance(doc, dict) or not isinstance(doc.get("targetArtifact"), dict):
+    top = go_fields(doc, ("targetArtifact",), "payload") if isinstance(doc, dict) else {}
+    if not isinstance(top.get("targetArtifact"), dict):
         raise VerificationError("integrity: payload has no targetArtifact object")
-    ta = doc["targetArtifact"]
+    ta = go_fields(top["targetArtifact"], _TARGET_FIELDS, "payload targetArtifact")
     media_type, digest, size = ta.get("mediaType"), ta.get("digest"), ta.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise VerificationError("integrity: payload targetArtifact.mediaType is missing")
@@ -248,7 +252,7 @@ def parse_payload(payload: bytes) -> TargetArtifact:
         raise VerificationError("integrity: payload targetArtifact.digest is missing or malformed")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise VerificationError("integrity: payload targetArtifact.size is missing or invalid")
-    annotations = ta.get("annotations", {})
+    annotations = ta.get("annotations")
     if annotations is None:
         annotations = {}
     if not isinstance(annotations, dict) or not all(
