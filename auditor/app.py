@@ -25,6 +25,7 @@ from auditor.config import (
 )
 from auditor.coverage import CoverageRule, Require
 from auditor.errors import AuditorError, ConfigError
+from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import load_trust_config, notation_config_dir
@@ -34,7 +35,6 @@ from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
-from auditor.registry.layout import OciLayoutSource, open_layout
 from auditor.registry.secret import Secret
 from auditor.targets import Expander
 

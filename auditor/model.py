@@ -184,6 +184,10 @@ class SignatureResult:
     signing_time: datetime | None = None
     expiry: datetime | None = None
     timestamped: bool = False
+    # When a valid signature stops counting by itself: its own expiry, or (without a verified
+    # timestamp) the earliest certificate expiry of its chain. Drives re-verification of
+    # cached verdicts, the expiry metric and `expiring` alerts. None: never, or not valid.
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)

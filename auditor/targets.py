@@ -16,10 +16,10 @@ from auditor.audit import AuditTarget
 from auditor.config import AuditorConfig, LayoutConfig, RegistryConfig, TagFilter
 from auditor.coverage import error_target
 from auditor.errors import AuditorError
+from auditor.layout.reader import OciLayoutSource
 from auditor.model import TargetResult
 from auditor.oci.digest import is_attachment_tag
 from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
-from auditor.registry.layout import OciLayoutSource
 from auditor.source import ManifestSource
 
 _GLOB_CHARS = frozenset("*?[")

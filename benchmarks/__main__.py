@@ -28,27 +28,21 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from auditor.audit import Auditor, AuditTarget
 from auditor.crawl import crawl
+from auditor.layout.reader import open_layout
+from auditor.layout.writer import init_layout, tag_manifest, write_blob, write_index, write_manifest
 from auditor.model import Descriptor, Platform
 from auditor.notary.envelope import parse_envelope
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_jws, signature_manifest
-from auditor.notary.testpki import make_pki
 from auditor.notary.trustpolicy import TrustPolicy, parse_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci import mediatypes as mt
 from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from auditor.oci.reference import LayoutReference
-from auditor.registry.layout import open_layout
-from auditor.samples import (
-    init_layout,
-    tag_manifest,
-    write_blob,
-    write_index,
-    write_manifest,
-    write_sample_layout,
-)
-from auditor.signing import sign_in_layout
+from devkit.samples import write_sample_layout
+from devkit.signing import sign_in_layout
+from devkit.testpki import make_pki
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -194,3 +188,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

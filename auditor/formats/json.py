@@ -28,6 +28,7 @@ def _signature(result: SignatureResult) -> dict[str, Any]:
         "signing_time": rfc3339(result.signing_time) if result.signing_time else None,
         "expiry": rfc3339(result.expiry) if result.expiry else None,
         "timestamped": result.timestamped,
+        "valid_until": rfc3339(result.valid_until) if result.valid_until else None,
     }
 
 

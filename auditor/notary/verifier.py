@@ -325,6 +325,26 @@ class Verifier:
 
     # --- result -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _valid_until(run: _Run) -> datetime | None:
+        """When this (valid) signature stops counting unless something else changes.
+
+        A verified timestamp (or a signing authority's authentic signing time) proves the
+        chain was valid when signing, so only the signature's own expiry is left; otherwise
+        the chain is checked at verification time and the first certificate to expire ends it.
+        """
+        envelope = run.envelope
+        if envelope is None:
+            return None
+        ends = [envelope.expiry] if envelope.expiry is not None else []
+        anchored_in_time = run.timestamp is not None or (
+            envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY
+            and envelope.authentic_signing_time is not None
+        )
+        if not anchored_in_time:
+            ends.extend(cert.not_valid_after_utc for cert in envelope.certificate_chain)
+        return min(ends, default=None)
+
     def _result(self, run: _Run, digest: str, fmt: str, stop: _Stop | None) -> SignatureResult:
         envelope = run.envelope
         signer = chains.subject(envelope.certificate_chain[0]) if envelope else None
@@ -346,7 +366,7 @@ class Verifier:
             timestamped=run.timestamp is not None,
         )
         if stop is None:
-            return result
+            return replace(result, valid_until=self._valid_until(run))
         return replace(
             result,
             status=stop.status,

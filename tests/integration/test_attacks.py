@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 import auditor.app
+from auditor.layout.writer import tag_manifest, write_index
 from auditor.model import Descriptor, Platform
 from auditor.notary.sign import sign_cose, sign_jws
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag
-from auditor.samples import tag_manifest, write_index
 from tests.support.attacks import (
     Auditing,
     Scene,
@@ -806,3 +806,4 @@ def test_tampered_signature_is_an_error(scene: Scene, auditing: Auditing, part: 
         return
     assert signature_results(target, amd64) == [("error", None)]
     assert findings(target) == {("unchecked", amd64)}
+

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from auditor.registry.auth import AuthProvider
-from auditor.samples import SampleLayout, write_sample_layout
+from devkit.samples import SampleLayout, write_sample_layout
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import CliRun, audit_json, isolate_environment, push, run_cli
 

@@ -2,7 +2,7 @@
 
 The attacker controls what the registry (or the layout) holds: manifests, fallback tag
 indexes, signature manifests and envelopes, but not the trust store's private keys. A
-:class:`Scene` starts from the deterministic sample layout (auditor.samples), signs what the
+:class:`Scene` starts from the deterministic sample layout (devkit.samples), signs what the
 test asks for with a trusted or an untrusted PKI, and offers the forgeries the tests need:
 signature manifests with any subject, layers or envelope, referrer descriptors that lie,
 envelopes assembled without the signer's own safety checks, odd certificates. An
@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from auditor.layout.writer import add_to_fallback_index, tag_manifest, write_blob, write_manifest
 from auditor.model import Descriptor
 from auditor.notary import jws
 from auditor.notary.crypto import PrivateKey, algorithm_for_key, sign_bytes
@@ -38,18 +39,11 @@ from auditor.notary.envelope import (
     SIGNATURE_ARTIFACT_TYPE,
 )
 from auditor.notary.sign import TargetLike, payload_bytes
-from auditor.notary.testpki import Issued, TestPKI, make_key, make_pki
 from auditor.oci import mediatypes as mt
 from auditor.oci.manifest import descriptor_json
-from auditor.samples import (
-    SampleLayout,
-    add_to_fallback_index,
-    tag_manifest,
-    write_blob,
-    write_manifest,
-    write_sample_layout,
-)
-from auditor.signing import sign_in_layout
+from devkit.samples import SampleLayout, write_sample_layout
+from devkit.signing import sign_in_layout
+from devkit.testpki import Issued, TestPKI, make_key, make_pki
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import CliRun, audit_json, push
 
@@ -474,3 +468,4 @@ def statuses(target: Mapping[str, Any]) -> dict[str, str]:
 def signature_results(target: Mapping[str, Any], digest: str) -> list[tuple[str, str | None]]:
     """(status, failed_validation) of each signature result of a node, sorted."""
     return sorted((s["status"], s["failed_validation"]) for s in node(target, digest)["signatures"])
+

@@ -1,6 +1,6 @@
 """Sample layouts signed in the patterns the coverage policy must tell apart.
 
-One OCI layout per signing pattern (auditor.samples: an index over linux/amd64, linux/arm64/v8,
+One OCI layout per signing pattern (devkit.samples: an index over linux/amd64, linux/arm64/v8,
 linux/ppc64le and a buildx-style attestation, a nested index over that index, and a
 single-manifest tag), each signed on the nodes its pattern names, with a trusted test PKI and,
 for the "one platform signature invalid" pattern, an untrusted one. The same folders are read
@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 
 from auditor.model import Descriptor
-from auditor.notary.testpki import TestPKI, make_pki
 from auditor.registry.client import RegistryClient
 from auditor.registry.push import push_layout
-from auditor.samples import NESTED_TAG, SINGLE_TAG, TAG, SampleLayout, write_sample_layout
-from auditor.signing import sign_in_layout
+from devkit.samples import NESTED_TAG, SINGLE_TAG, TAG, SampleLayout, write_sample_layout
+from devkit.signing import sign_in_layout
+from devkit.testpki import TestPKI, make_pki
 
 INDEX, NESTED, SINGLE, ATTESTATION = "index", "nested", "single", "attestation"
 AMD64, ARM64, PPC64LE = "linux/amd64", "linux/arm64/v8", "linux/ppc64le"

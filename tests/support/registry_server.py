@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from auditor.devregistry import binary_path, local_registry
+from devkit.devregistry import binary_path, local_registry
 
 registry_binary = binary_path
 

@@ -1,6 +1,6 @@
 """Scenarios for the end-to-end tests: signed sample layouts, pushing them, running the CLI.
 
-The sample layout (auditor.samples) is signed on chosen nodes with a trusted and an untrusted
+The sample layout (devkit.samples) is signed on chosen nodes with a trusted and an untrusted
 test PKI, so one audit meets every node status. What was signed is recorded here, from the
 digests ``sign_in_layout`` returns, so tests compare the report against what was *made*, never
 against what the auditor itself reported earlier.
@@ -21,14 +21,14 @@ import httpx
 import pytest
 
 from auditor.cli import main
-from auditor.notary.testpki import make_pki
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag
 from auditor.registry.auth import AuthProvider
 from auditor.registry.client import RegistryClient
 from auditor.registry.push import PushedLayout, push_layout
-from auditor.samples import SampleLayout, attach_referrer, write_sample_layout
-from auditor.signing import sign_in_layout
+from devkit.samples import SampleLayout, attach_referrer, write_sample_layout
+from devkit.signing import sign_in_layout
+from devkit.testpki import make_pki
 from tests.support.paths import FIXTURES
 
 NOTATION_LAYOUTS = FIXTURES / "notation-e2e" / "registry" / "oci_layout"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditor.audit import Auditor, AuditSettings, AuditTarget
+from auditor.layout.reader import open_layout
 from auditor.model import (
     Descriptor,
     NodeStatus,
@@ -18,14 +19,13 @@ from auditor.model import (
     TargetStatus,
 )
 from auditor.notary.revocation import RevocationChecker
-from auditor.notary.testpki import TestPKI, make_pki
 from auditor.notary.trustpolicy import parse_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci.manifest import ImageManifest
 from auditor.oci.reference import LayoutReference
-from auditor.registry.layout import open_layout
-from auditor.samples import SampleLayout, write_sample_layout
-from auditor.signing import sign_in_layout
+from devkit.samples import SampleLayout, write_sample_layout
+from devkit.signing import sign_in_layout
+from devkit.testpki import TestPKI, make_pki
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -11,23 +11,21 @@ import pytest
 
 from auditor.crawl import crawl
 from auditor.errors import DigestMismatch, NotFound
+from auditor.layout.reader import OciLayoutSource, open_layout
+from auditor.layout.writer import (
+    add_to_fallback_index,
+    init_layout,
+    tag_manifest,
+    write_index,
+    write_manifest,
+)
 from auditor.model import Descriptor, ImageGraph, NodeKind
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
 from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.manifest import parse_manifest
-from auditor.registry.layout import OciLayoutSource, open_layout
-from auditor.samples import (
-    TAG,
-    add_to_fallback_index,
-    attach_referrer,
-    init_layout,
-    tag_manifest,
-    write_index,
-    write_manifest,
-    write_sample_layout,
-)
 from auditor.source import FetchedManifest
+from devkit.samples import TAG, attach_referrer, write_sample_layout
 from tests.support.paths import FIXTURES
 
 NOTATION = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
@@ -313,3 +311,4 @@ async def test_cycles_terminate_and_are_reported() -> None:
         assert errors == [
             (closing, f"index {closing} lists {a}, which leads back to it (cycle); not followed")
         ]
+

@@ -22,8 +22,8 @@ from auditor.notary import cose, jws
 from auditor.notary.crypto import ALGORITHMS, algorithm_for_key, sign_bytes, verify_integrity
 from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
 from auditor.notary.sign import payload_bytes
-from auditor.notary.testpki import TestPKI, make_pki
 from auditor.notary.types import Envelope, SigningScheme, TargetArtifact
+from devkit.testpki import TestPKI, make_pki
 from tests.support.paths import FIXTURES
 
 SIGNED_LAYOUT = FIXTURES / "notation-go" / "signed-oci-layout"

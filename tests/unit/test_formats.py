@@ -59,6 +59,7 @@ def sample_report() -> AuditReport:
             signing_time=datetime(2025, 2, 1, 8, 0, tzinfo=timezone(timedelta(hours=2))),
             expiry=datetime(2026, 2, 1, 6, 0, tzinfo=UTC),
             timestamped=True,
+            valid_until=datetime(2026, 2, 1, 6, 0, tzinfo=UTC),
             warnings=("revocation not checked",),
         )
     ]
@@ -161,6 +162,7 @@ def test_json_report_structure_and_key_order() -> None:
             "signing_time": "2025-02-01T06:00:00Z",
             "expiry": "2026-02-01T06:00:00Z",
             "timestamped": True,
+            "valid_until": "2026-02-01T06:00:00Z",
         }
     ]
     assert amd64["other_referrers"] == [

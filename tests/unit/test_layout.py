@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from auditor.errors import DigestMismatch, MalformedContent, NotFound, TooLarge
+from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, is_fallback_tag
 from auditor.oci.manifest import ImageIndex, ImageManifest
-from auditor.registry.layout import OciLayoutSource, open_layout
 from tests.support.paths import FIXTURES
 
 NOTATION = FIXTURES / "notation-e2e" / "registry" / "oci_layout"

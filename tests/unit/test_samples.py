@@ -9,13 +9,13 @@ import tarfile
 from pathlib import Path
 
 from auditor.crawl import crawl
+from auditor.layout.reader import OciLayoutSource
 from auditor.model import NodeKind
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
 from auditor.oci.graph import build_graph
 from auditor.oci.manifest import ImageIndex, ImageManifest
-from auditor.registry.layout import OciLayoutSource
-from auditor.samples import (
+from devkit.samples import (
     IN_TOTO,
     NESTED_TAG,
     SINGLE_TAG,

@@ -20,8 +20,8 @@ from auditor.notary import jws
 from auditor.notary.crypto import verify_integrity
 from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
-from auditor.notary.testpki import KEY_TYPES, TestPKI, make_pki
 from auditor.notary.types import SigningScheme, TargetArtifact
+from devkit.testpki import KEY_TYPES, TestPKI, make_pki
 from tests.support.paths import FIXTURES
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)

@@ -15,12 +15,12 @@ from auditor.model import Descriptor, NodeStatus, SignatureResult, SignatureStat
 from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
-from auditor.notary.testpki import TestPKI, make_pki
 from auditor.notary.trustconfig import load_trust_config
 from auditor.notary.trustpolicy import LEVEL_ACTIONS, Action, Level, parse_trust_policy
 from auditor.notary.types import SigningScheme, Validation
 from auditor.notary.verifier import Verifier
 from auditor.oci.manifest import ImageManifest, parse_manifest
+from devkit.testpki import TestPKI, make_pki
 from tests.support.nodes import status_of
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -126,6 +126,23 @@ def test_valid_signature(store: Path, pki: TestPKI) -> None:
     assert result.format == "notation/jws"
     assert not result.timestamped
     assert status_of([result])[0] is NodeStatus.SIGNED
+    # The one-day signature expiry comes before any certificate of the chain expires.
+    assert result.valid_until == NOW + timedelta(days=1)
+
+
+def test_valid_until_is_the_first_certificate_expiry_without_timestamp(
+    store: Path, pki: TestPKI
+) -> None:
+    result = _verify(_policy(), store, _signed(pki))
+    assert result.status is SignatureStatus.VALID, result.reason
+    assert result.expiry is None
+    assert result.valid_until == min(c.not_valid_after_utc for c in pki.chain)
+
+
+def test_invalid_signature_has_no_valid_until(store: Path, pki: TestPKI) -> None:
+    result = _verify(_policy(), store, _signed(pki, target=OTHER))
+    assert result.status is SignatureStatus.INVALID
+    assert result.valid_until is None
 
 
 def test_valid_cose_signature(store: Path, pki: TestPKI) -> None:

@@ -1,7 +1,7 @@
 """Attach notation-compatible signatures to manifests in an OCI image layout.
 
-The first piece of recursive signing: the demo and the tests sign chosen nodes of their sample
-images with it, so the verifier meets envelopes produced the way notation produces them.
+The demo and the tests sign chosen nodes of their sample images with it, so the verifier meets
+envelopes produced the way notation produces them. Demo and test material: not shipped.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from pathlib import Path
 
 from cryptography import x509
 
+from auditor.layout.writer import write_referrer
 from auditor.model import Descriptor
 from auditor.notary.crypto import PrivateKey
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.oci import mediatypes as mt
-from auditor.oci.manifest import parse_manifest, referrer_descriptor
-from auditor.samples import add_to_fallback_index, tag_manifest, write_blob
 
 ENVELOPE_FORMATS = {"jws": mt.JWS_ENVELOPE, "cose": mt.COSE_ENVELOPE}
 
@@ -37,16 +36,8 @@ def sign_in_layout(
     Like notation: the signature manifest is listed untagged in ``index.json`` and added to the
     subject's ``sha256-<hex>`` referrers fallback tag index. Returns the signature descriptor.
     """
-    path = layout
     media_type = ENVELOPE_FORMATS[envelope_format]
     signer = sign_jws if envelope_format == "jws" else sign_cose
     envelope = signer(subject, key, chain, signing_time=signing_time, expiry=expiry)
     raw, blobs = signature_manifest(subject, envelope, media_type, created=signing_time)
-    for blob in blobs.values():
-        write_blob(path, blob)
-    digest = write_blob(path, raw)
-    manifest = parse_manifest(raw, mt.OCI_MANIFEST)
-    descriptor = referrer_descriptor(manifest, digest, len(raw))
-    tag_manifest(path, Descriptor(mt.OCI_MANIFEST, digest, len(raw), manifest.annotations), None)
-    add_to_fallback_index(path, subject.digest, descriptor)
-    return descriptor
+    return write_referrer(layout, raw, blobs)

@@ -1,6 +1,6 @@
 """The README's demo: a real local registry seeded with generated, partly signed images, audited.
 
-Everything is made here, offline: sample multi-platform images (auditor.samples), a throw-away
+Everything is made here, offline: sample multi-platform images (devkit.samples), a throw-away
 test PKI, notation-format signatures on some nodes, a trust policy and store. The registry is
 Debian's docker-registry on 127.0.0.1 with storage in a temporary folder.
 """
@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 
 from auditor.cli import main as cli_main
-from auditor.devregistry import LocalRegistry, local_registry
-from auditor.notary.testpki import TestPKI, make_pki
 from auditor.registry.client import RegistryClient
 from auditor.registry.push import push_layout
-from auditor.samples import NESTED_TAG, SINGLE_TAG, TAG, SampleLayout, write_sample_layout
-from auditor.signing import sign_in_layout
+from devkit.devregistry import LocalRegistry, local_registry
+from devkit.samples import NESTED_TAG, SINGLE_TAG, TAG, SampleLayout, write_sample_layout
+from devkit.signing import sign_in_layout
+from devkit.testpki import TestPKI, make_pki
 
 REPOSITORY = "demo/app"
 
@@ -128,7 +128,7 @@ def run(workdir: Path, output_format: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m auditor.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__)
     parser.add_argument("--format", default="table", choices=["table", "json", "sarif"])
     parser.add_argument("--keep", type=Path, help="keep the demo's files in this folder")
     args = parser.parse_args(argv)

@@ -5,26 +5,34 @@ gzip'd tar layers, real configs whose ``diff_ids`` match the layers, a buildx-st
 attestation manifest, a nested index and a single-manifest tag. Every byte is a function of
 the arguments (fixed timestamps, fixed gzip header), so digests are stable across runs.
 
-It also writes referrers into a layout the way notation does (an untagged manifest entry in
-``index.json`` plus a ``sha256-<hex>`` fallback tag index), so tests can attach real
-signatures and push the result to a registry.
+It also attaches arbitrary one-layer referrers (recorded the way notation records them, through
+:mod:`auditor.layout.writer`), so tests can craft referrers of any artifact type. Demo and test
+material: not shipped in the wheel.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import json
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor.layout.writer import (
+    add_to_fallback_index,
+    encode_json,
+    init_layout,
+    tag_manifest,
+    write_blob,
+    write_index,
+    write_manifest,
+)
 from auditor.model import Descriptor, Platform
 from auditor.oci import mediatypes as mt
-from auditor.oci.digest import compute_digest, fallback_tag
-from auditor.oci.manifest import descriptor_json, parse_descriptor
+from auditor.oci.digest import compute_digest
+from auditor.oci.manifest import descriptor_json
 
 TAG = "v1"
 NESTED_TAG = "v1-nested"
@@ -82,82 +90,6 @@ def write_sample_layout(path: Path, *, name: str = "sample") -> SampleLayout:
     tag_manifest(path, nested, NESTED_TAG)
     tag_manifest(path, single, SINGLE_TAG)
     return SampleLayout(path, name, index, platforms, attestation, nested, single)
-
-
-# -- layout primitives (also used by tests to craft layouts) ---------------------------------
-
-
-def init_layout(path: Path) -> None:
-    """Create an empty layout (``oci-layout``, empty ``index.json``) unless one is there."""
-    (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    marker = path / "oci-layout"
-    if not marker.exists():
-        marker.write_bytes(_json({"imageLayoutVersion": "1.0.0"}))
-    index = path / "index.json"
-    if not index.exists():
-        index.write_bytes(_json({"schemaVersion": 2, "manifests": []}))
-
-
-def write_blob(path: Path, data: bytes) -> str:
-    """Store ``data`` under ``blobs/sha256/`` and return its digest."""
-    digest = compute_digest(data)
-    target = path / "blobs" / "sha256" / digest.split(":", 1)[1]
-    if not target.exists():
-        target.write_bytes(data)
-    return digest
-
-
-def write_manifest(path: Path, document: Mapping[str, Any]) -> Descriptor:
-    """Serialise a manifest or index, store it, and describe it (artifactType carried over)."""
-    raw = _json(document)
-    artifact_type = document.get("artifactType")
-    return Descriptor(
-        media_type=str(document["mediaType"]),
-        digest=write_blob(path, raw),
-        size=len(raw),
-        artifact_type=artifact_type if isinstance(artifact_type, str) else None,
-    )
-
-
-def write_index(
-    path: Path, manifests: list[Descriptor], *, annotations: Mapping[str, str] | None = None
-) -> Descriptor:
-    """An OCI image index over ``manifests`` (their platforms and annotations kept)."""
-    document: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": mt.OCI_INDEX,
-        "manifests": [descriptor_json(d) for d in manifests],
-    }
-    if annotations:
-        document["annotations"] = dict(annotations)
-    return write_manifest(path, document)
-
-
-def tag_manifest(path: Path, descriptor: Descriptor, tag: str | None) -> None:
-    """Add ``descriptor`` to ``index.json``; a tag replaces whatever held that tag before.
-
-    Untagged entries are added once per digest (notation records signature manifests so).
-    """
-    index_path = path / "index.json"
-    index = json.loads(index_path.read_bytes())
-    entries: list[dict[str, Any]] = index["manifests"]
-    entry = descriptor_json(descriptor)
-    if tag is None:
-        if any(e.get("digest") == descriptor.digest and _ref_name(e) is None for e in entries):
-            return
-    else:
-        entry["annotations"] = {**entry.get("annotations", {}), mt.ANNOTATION_REF_NAME: tag}
-        entries = [
-            e for e in entries if e.get("annotations", {}).get(mt.ANNOTATION_REF_NAME) != tag
-        ]
-    entries.append(entry)
-    index["manifests"] = entries
-    index_path.write_bytes(_json(index))
-
-
-def _ref_name(entry: Mapping[str, Any]) -> str | None:
-    name = entry.get("annotations", {}).get(mt.ANNOTATION_REF_NAME)
-    return name if isinstance(name, str) else None
 
 
 # -- referrers, the way notation writes them ------------------------------------------------
@@ -218,27 +150,6 @@ def attach_referrer(
     return referrer
 
 
-def add_to_fallback_index(path: Path, subject_digest: str, referrer: Descriptor) -> Descriptor:
-    """Append ``referrer`` to the ``sha256-<hex>`` tag index of ``subject_digest`` and retag it.
-
-    Like notation (via oras): read the current tag index if any, add the new descriptor unless
-    already listed, write a new index and move the tag to it.
-    """
-    tag = fallback_tag(subject_digest)
-    current: list[Descriptor] = []
-    index = json.loads((path / "index.json").read_bytes())
-    for entry in index["manifests"]:
-        if _ref_name(entry) == tag:
-            blob = path / "blobs" / "sha256" / entry["digest"].split(":", 1)[1]
-            listed = json.loads(blob.read_bytes())["manifests"]
-            current = [parse_descriptor(d, f"fallback index {tag}") for d in listed]
-    if all(d.digest != referrer.digest for d in current):
-        current.append(referrer)
-    new_index = write_index(path, current)
-    tag_manifest(path, new_index, tag)
-    return new_index
-
-
 # -- the sample images -----------------------------------------------------------------------
 
 
@@ -255,7 +166,7 @@ def _write_image(path: Path, platform: Platform, content: str) -> Descriptor:
         "rootfs": {"type": "layers", "diff_ids": [compute_digest(tar)]},
         "history": [{"created": CREATED, "created_by": "registry-auditor samples"}],
     }
-    raw_config = _json(config)
+    raw_config = encode_json(config)
     config_desc = Descriptor(OCI_CONFIG, write_blob(path, raw_config), len(raw_config))
     return write_manifest(
         path,
@@ -271,7 +182,7 @@ def _write_image(path: Path, platform: Platform, content: str) -> Descriptor:
 
 def _write_attestation(path: Path, name: str, subject: Descriptor) -> Descriptor:
     """A buildx-style attestation manifest: an unknown/unknown image with an in-toto layer."""
-    statement = _json(
+    statement = encode_json(
         {
             "_type": "https://in-toto.io/Statement/v0.1",
             "predicateType": SLSA_PROVENANCE,
@@ -294,7 +205,7 @@ def _write_attestation(path: Path, name: str, subject: Descriptor) -> Descriptor
         len(statement),
         annotations={"in-toto.io/predicate-type": SLSA_PROVENANCE},
     )
-    raw_config = _json(
+    raw_config = encode_json(
         {
             "architecture": "unknown",
             "os": "unknown",
@@ -325,10 +236,6 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
             info.uname = info.gname = "root"
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def _json(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _with(
