@@ -82,9 +82,11 @@ class Auditor:
 
     ``require`` (the ``--require`` flag) overrides every rule's requirement.
     ``verifier`` is None when no trust configuration exists: signature artifacts are then
-    reported ``unverified``, never ``signed``. Verdicts on signatures are cached by
-    (signature digest, subject digest, scope) for the life of the object, so the daemon can keep
-    one and re-audit cheaply.
+    reported ``unverified``, never ``signed``. Verdicts on signatures are cached for the life
+    of the object (the daemon keeps one and re-audits cheaply), keyed by everything a verdict
+    depends on: the signature manifest's digest (which pins its envelope), the subject's whole
+    descriptor (media type, digest *and* size: a signature binds all three) and the scope (the
+    trust policy statement); a valid verdict is dropped once its ``valid_until`` has passed.
     """
 
     rules: Sequence[CoverageRule]
@@ -92,7 +94,7 @@ class Auditor:
     require: Require | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
-    _cache: dict[tuple[str, str, str], SignatureResult] = field(default_factory=dict)
+    _cache: dict[tuple[str, str, str, int, str], SignatureResult] = field(default_factory=dict)
 
     async def run(self, targets: Sequence[AuditTarget | TargetResult]) -> AuditReport:
         """Audit every target; a TargetResult passed in (an expansion failure) is kept as is."""
@@ -164,9 +166,11 @@ class Auditor:
     async def _verify_one(
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
-        key = (signature.digest, subject.digest, target.scope)
+        key = (signature.digest, subject.media_type, subject.digest, subject.size, target.scope)
         cached = self._cache.get(key)
-        if cached is not None:
+        if cached is not None and (
+            cached.valid_until is None or cached.valid_until > datetime.now(UTC)
+        ):
             return cached
         result = await self._fetch_and_verify(target, subject, signature)
         if result.status is not SignatureStatus.ERROR:

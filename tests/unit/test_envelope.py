@@ -499,7 +499,7 @@ def test_protected_header_keys_differing_in_case_are_refused(pki: TestPKI) -> No
     expiry = _forge_jws(
         pki, {"io.cncf.notary.expiry": "2030-01-01T00:00:00Z", "IO.CNCF.NOTARY.EXPIRY": "x"}
     )
-    with pytest.raises(VerificationError, match="both set field 'io.cncf.notary.expiry'"):
+    with pytest.raises(VerificationError, match=r"both set field 'io\.cncf\.notary\.expiry'"):
         parse_envelope(JWS_MEDIA_TYPE, expiry)
 
 

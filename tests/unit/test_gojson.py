@@ -8,6 +8,7 @@ notation read these documents.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -39,7 +40,7 @@ def index_text(body: str) -> bytes:
         (f'"manifests": [{entry(A)}], "Manifests": [{entry(B)}]', "both set field 'manifests'"),
         (f'"manifests": [{entry(A)}], "manifests": [{entry(B)}]', "duplicate key 'manifests'"),
         (f'"MANIFESTS": [{entry(A)}], "manifests": [{entry(B)}]', "both set field 'manifests'"),
-        (f'"manifests": [{entry(A)}], "manifeſts": [{entry(B)}]', "Unicode case folding"),
+        (f'"manifests": [{entry(A)}], "manife\u017fts": [{entry(B)}]', "Unicode case folding"),
         (
             f'"manifests": [{{"mediaType": "{mt.OCI_MANIFEST}", "digest": "{A}", "size": 1, '
             f'"Digest": "{B}"}}]',
@@ -57,7 +58,7 @@ def index_text(body: str) -> bytes:
             "both set field 'architecture'",
         ),
         (
-            f'"manifests": [], "annotations": {{"k": "1", "k": "2"}}',
+            '"manifests": [], "annotations": {"k": "1", "k": "2"}',
             "duplicate key 'k'",
         ),
         (f'"manifests": [{entry(A)}], "schemaVersion": 2', "duplicate key 'schemaVersion'"),
@@ -95,7 +96,8 @@ def test_a_subject_and_config_in_another_case_are_still_seen() -> None:
     ).encode()
     manifest = parse_manifest(raw)
     assert isinstance(manifest, ImageManifest)
-    assert manifest.subject is not None and manifest.subject.digest == B
+    assert manifest.subject is not None
+    assert manifest.subject.digest == B
 
 
 @pytest.mark.parametrize(
@@ -157,12 +159,12 @@ def test_payload_is_read_as_notation_reads_it() -> None:
         parse_payload(doubled)
 
 
-def policy(statement: dict[str, object], extra: str = "") -> bytes:
+def policy(statement: Mapping[str, object], extra: str = "") -> bytes:
     text = json.dumps({"version": "1.0", "trustPolicies": [statement]})
     return text.replace('"trustPolicies"', f'{extra}"trustPolicies"', 1).encode()
 
 
-STATEMENT = {
+STATEMENT: dict[str, object] = {
     "name": "p",
     "registryScopes": ["*"],
     "signatureVerification": {"level": "strict"},
