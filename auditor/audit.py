@@ -14,7 +14,7 @@ from typing import Protocol
 
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, MalformedContent
 from auditor.model import (
     AuditReport,
     Descriptor,
@@ -187,6 +187,11 @@ class Auditor:
 
         try:
             fetched = await target.source.get_manifest(target.repository, signature.digest)
+        except MalformedContent as exc:
+            # Its bytes are there and digest-checked, but they are no signature manifest (or
+            # one that two readers would read two ways): a definite failure, not "unchecked".
+            reason = f"signature manifest refused: {exc}"
+            return verdict(SignatureStatus.INVALID, "notation", reason)
         except AuditorError as exc:
             reason = f"cannot load signature manifest: {exc}"
             return verdict(SignatureStatus.ERROR, "notation", reason)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from auditor import gojson
 from auditor.errors import MalformedContent, VerificationError
@@ -212,10 +213,39 @@ def _load_chain(
     certs = []
     for i, der in enumerate(chain_der):
         try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError:
-            raise malformed(fmt, f"certificate {i} in the chain is not a DER certificate") from None
+            certs.append(load_certificate(der))
+        except CERTIFICATE_ERRORS as exc:
+            raise malformed(
+                fmt,
+                f"certificate {i} in the chain is not a DER certificate that can be parsed "
+                f"({type(exc).__name__}: {exc})",
+            ) from None
     return tuple(certs)
+
+
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
+"""What ``cryptography`` raises on a certificate it refuses, at load or on first use."""
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate parsed in full now, not lazily later.
+
+    ``cryptography`` parses extensions (and some fields) on first access, so a certificate with
+    duplicate extensions or a bad encoding would otherwise raise deep inside chain building,
+    outside the error family. Raises one of :data:`CERTIFICATE_ERRORS`.
+    """
+    cert = x509.load_der_x509_certificate(der)
+    _ = (cert.subject, cert.issuer, cert.serial_number, cert.extensions)
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+    cert.public_key()
+    return cert
 
 
 def strict_json(data: bytes, what: str) -> Any:

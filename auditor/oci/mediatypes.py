@@ -25,3 +25,12 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
 ANNOTATION_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 ATTESTATION_MANIFEST = "attestation-manifest"
+
+COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+# Layers a runtime unpacks into a filesystem (OCI and Docker, every compression and the
+# non-distributable/foreign variants): a manifest with one of these is a pullable image.
+FILESYSTEM_LAYER_PREFIXES = (
+    "application/vnd.oci.image.layer.",
+    "application/vnd.docker.image.rootfs.",
+)
