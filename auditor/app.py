@@ -27,6 +27,7 @@ from auditor.coverage import CoverageRule, Require
 from auditor.errors import AuditorError, ConfigError
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
+from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import load_trust_config, notation_config_dir
 from auditor.notary.trustpolicy import load_trust_policy
@@ -36,6 +37,7 @@ from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
 from auditor.registry.secret import Secret
+from auditor.signatures.interface import SignatureFormat
 from auditor.targets import Expander
 
 
@@ -62,6 +64,17 @@ def _trust_paths(config: AuditorConfig, options: AppOptions) -> tuple[Path | Non
 def _notation_policy_present() -> bool:
     directory = notation_config_dir()
     return any((directory / n).exists() for n in ("trustpolicy.oci.json", "trustpolicy.json"))
+
+
+def signature_formats(
+    config: AuditorConfig, verifier: Verifier | None
+) -> tuple[SignatureFormat, ...]:
+    """The registered signature formats, in the order they are asked to claim a referrer.
+
+    A new format is one line here (and its package beside ``notary/``).
+    """
+    limits = config.limits
+    return (NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),)
 
 
 def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | None:
@@ -127,10 +140,9 @@ class App:
         self.auditor = Auditor(
             rules=coverage_rules(config),
             require=Require(self.options.require) if self.options.require else None,
-            verifier=self._verifier,
+            formats=signature_formats(config, self._verifier),
             settings=AuditSettings(
                 limits=GraphLimits(limits.max_depth, limits.max_children, limits.max_referrers),
-                max_envelope_bytes=limits.max_envelope_bytes,
                 max_signatures_per_node=limits.max_signatures_per_node,
             ),
             progress=progress,

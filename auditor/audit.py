@@ -1,7 +1,9 @@
 """One audit run: targets in, report out.
 
-The orchestrator receives its collaborators (sources, verifier, coverage rules) and owns no I/O
-of its own. A failure on one target becomes that target's ``error`` verdict; the run goes on.
+The orchestrator receives its collaborators (sources, signature formats, coverage rules) and
+owns no I/O of its own. It knows signatures only through the registered formats
+(:mod:`auditor.signatures.interface`): they decide which referrers are signatures and judge
+each one. A failure on one target becomes that target's ``error`` verdict; the run goes on.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
-from auditor.errors import AuditorError, MalformedContent
+from auditor.errors import AuditorError
 from auditor.model import (
     AuditReport,
     Descriptor,
@@ -23,30 +24,10 @@ from auditor.model import (
     SignatureStatus,
     TargetResult,
 )
-from auditor.oci import mediatypes as mt
 from auditor.oci.graph import GraphLimits, build_graph
-from auditor.oci.manifest import ImageManifest
 from auditor.oci.reference import Reference
+from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
-
-ENVELOPE_TYPES = {mt.JWS_ENVELOPE: "notation/jws", mt.COSE_ENVELOPE: "notation/cose"}
-
-
-class SignatureVerifier(Protocol):
-    """What the audit needs from the Notary verifier; bytes in, verdict out."""
-
-    def verify(
-        self,
-        scope: str,
-        subject: Descriptor,
-        signature_manifest: ImageManifest,
-        envelope_bytes: bytes,
-        signature_digest: str,
-    ) -> SignatureResult: ...
-
-    def skips(self, scope: str) -> bool:
-        """True when the trust policy's level for ``scope`` is ``skip``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +53,6 @@ class AuditTarget:
 @dataclass(frozen=True)
 class AuditSettings:
     limits: GraphLimits = field(default_factory=GraphLimits)
-    max_envelope_bytes: int = 2 * 1024 * 1024
     max_signatures_per_node: int = 100
 
 
@@ -80,17 +60,17 @@ class AuditSettings:
 class Auditor:
     """Runs targets through crawl -> graph -> verification -> coverage.
 
-    ``require`` (the ``--require`` flag) overrides every rule's requirement.
-    ``verifier`` is None when no trust configuration exists: signature artifacts are then
-    reported ``unverified``, never ``signed``. Verdicts on signatures are cached for the life
-    of the object (the daemon keeps one and re-audits cheaply), keyed by everything a verdict
-    depends on: the signature manifest's digest (which pins its envelope), the subject's whole
-    descriptor (media type, digest *and* size: a signature binds all three) and the scope (the
-    trust policy statement); a valid verdict is dropped once its ``valid_until`` has passed.
+    ``require`` (the ``--require`` flag) overrides every rule's requirement. ``formats`` are
+    the registered signature formats (the composition root's list): a referrer is a signature
+    when one of them claims it, and that format judges it. Verdicts on signatures are cached for
+    the life of the object (the daemon keeps one and re-audits cheaply), keyed by everything a
+    verdict depends on: the signature manifest's digest (which pins its envelope), the subject's
+    whole descriptor (media type, digest *and* size: a signature binds all three) and the scope
+    (the trust policy statement); a valid verdict is dropped once its ``valid_until`` passed.
     """
 
     rules: Sequence[CoverageRule]
-    verifier: SignatureVerifier | None
+    formats: Sequence[SignatureFormat]
     require: Require | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
@@ -118,8 +98,9 @@ class Auditor:
                 target.ref,
                 display=display,
                 limits=self.settings.limits,
+                signature_tags=self._signature_tags,
             )
-            graph = build_graph(snapshot, display)
+            graph = build_graph(snapshot, display, is_signature=self._is_signature)
         except AuditorError as exc:
             return error_target(display, str(exc), rule=rule)
         signature_results = await self._verify_graph(target, graph.nodes)
@@ -128,9 +109,15 @@ class Auditor:
             graph,
             signature_results,
             rule,
-            verified=self.verifier is not None,
-            trust_skipped=self.verifier is not None and self.verifier.skips(target.scope),
+            verified=any(f.verifies for f in self.formats),
+            trust_skipped=bool(self.formats) and all(f.skips(target.scope) for f in self.formats),
         )
+
+    def _is_signature(self, referrer: Descriptor) -> bool:
+        return claiming_format(self.formats, referrer) is not None
+
+    def _signature_tags(self, subject_digest: str) -> list[str]:
+        return [tag for f in self.formats for tag in f.signature_tags(subject_digest)]
 
     async def _verify_graph(
         self, target: AuditTarget, nodes: Sequence[GraphNode]
@@ -150,10 +137,12 @@ class Auditor:
             await self._verify_one(target, subject, sig) for sig in node.signatures[:limit]
         ]
         if len(node.signatures) > limit:
+            first_untried = node.signatures[limit]
+            fmt = claiming_format(self.formats, first_untried)
             results.append(
                 SignatureResult(
-                    digest=node.signatures[limit].digest,
-                    format="notation",
+                    digest=first_untried.digest,
+                    format=fmt.name if fmt else "unknown",
                     status=SignatureStatus.ERROR,
                     reason=(
                         f"{len(node.signatures) - limit} more signatures not tried: "
@@ -181,50 +170,11 @@ class Auditor:
     async def _fetch_and_verify(
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
-        def verdict(status: SignatureStatus, fmt: str, reason: str) -> SignatureResult:
-            failed = "integrity" if status is SignatureStatus.INVALID else None
-            return SignatureResult(signature.digest, fmt, status, reason, failed_validation=failed)
-
-        try:
-            fetched = await target.source.get_manifest(target.repository, signature.digest)
-        except MalformedContent as exc:
-            # Its bytes are there and digest-checked, but they are no signature manifest (or
-            # one that two readers would read two ways): a definite failure, not "unchecked".
-            reason = f"signature manifest refused: {exc}"
-            return verdict(SignatureStatus.INVALID, "notation", reason)
-        except AuditorError as exc:
-            reason = f"cannot load signature manifest: {exc}"
-            return verdict(SignatureStatus.ERROR, "notation", reason)
-        manifest = fetched.manifest
-        verifier = self.verifier
-        if verifier is not None and verifier.skips(target.scope) and isinstance(
-            manifest, ImageManifest
-        ):
-            # notation's skip level judges nothing, not even whether an envelope is there:
-            # the verifier's own skipped verdict, before the envelope checks below.
-            return verifier.verify(target.scope, subject, manifest, b"", signature.digest)
-        if not isinstance(manifest, ImageManifest):
-            reason = "signature artifact is an index, not a signature manifest"
-            return verdict(SignatureStatus.INVALID, "notation", reason)
-        envelopes = [layer for layer in manifest.layers if layer.media_type in ENVELOPE_TYPES]
-        if len(envelopes) != 1:
-            count = len(envelopes)
-            reason = f"signature manifest has {count} envelope layers; exactly one is required"
-            return verdict(SignatureStatus.INVALID, "notation", reason)
-        layer = envelopes[0]
-        fmt = ENVELOPE_TYPES[layer.media_type]
-        if verifier is None:
-            reason = "no trust policy configured: signature not verified"
-            return verdict(SignatureStatus.UNVERIFIED, fmt, reason)
-        limit = self.settings.max_envelope_bytes
-        if layer.size > limit:
-            reason = f"envelope of {layer.size} bytes exceeds the limit of {limit}"
-            return verdict(SignatureStatus.INVALID, fmt, reason)
-        try:
-            envelope = await target.source.get_blob(target.repository, layer.digest, limit)
-        except AuditorError as exc:
-            reason = f"cannot load signature envelope {layer.digest}: {exc}"
-            return verdict(SignatureStatus.ERROR, fmt, reason)
-        return await asyncio.to_thread(
-            verifier.verify, target.scope, subject, manifest, envelope, signature.digest
+        fmt = claiming_format(self.formats, signature)
+        if fmt is None:
+            # The graph only lists referrers a format claimed; this is a defensive fail-close.
+            reason = "no registered signature format claims this referrer"
+            return SignatureResult(signature.digest, "unknown", SignatureStatus.ERROR, reason)
+        return await fmt.fetch_and_verify(
+            target.source, target.repository, target.scope, subject, signature
         )

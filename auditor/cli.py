@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
     now.add_argument("--require", choices=["index", "platforms", "both", "either"],
                      help="override the coverage rule's requirement for every target")
+    now.add_argument("--sarif-category", metavar="NAME",
+                     help="sarif: the analysis name (automationDetails), so several audits of "
+                          "one commit can be uploaded side by side (default: registry-auditor)")
     now.add_argument("--quiet", "-q", action="store_true", help="table: print findings only")
     now.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
 
@@ -95,7 +98,9 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
     if show_progress:
         stderr.write("\r\033[K")
     fmt = Format(args.format) if args.format else Format.TABLE
-    text = render(report, fmt, quiet=args.quiet)
+    text = render(
+        report, fmt, quiet=args.quiet, category=args.sarif_category, workspace=str(Path.cwd())
+    )
     if args.output:
         try:
             args.output.write_text(text, encoding="utf-8")

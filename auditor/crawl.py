@@ -9,12 +9,13 @@ the whole target (there is nothing to audit without it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, NotFound
 from auditor.model import Descriptor
+from auditor.oci import mediatypes as mt
 from auditor.oci.graph import (
     GraphLimits,
     children_limit_message,
@@ -36,6 +37,7 @@ class _State:
     repository: str
     limits: GraphLimits
     semaphore: asyncio.Semaphore
+    signature_tags: Callable[[str], Sequence[str]]
     manifests: dict[str, FetchedManifest]
     referrers: dict[str, tuple[Descriptor, ...]]
     errors: dict[str, list[str]]
@@ -58,9 +60,14 @@ async def crawl(
     display: str,
     limits: GraphLimits | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    signature_tags: Callable[[str], Sequence[str]] | None = None,
 ) -> Snapshot:
     """Root (tag or digest), every index child recursively, and the referrers of every node.
 
+    ``signature_tags(digest)`` names tags where signature formats keep signatures of a node
+    outside the referrers API (cosign's legacy ``sha256-<hex>.sig``); a manifest found under
+    one is added to the node's referrers, its descriptor carrying the tag as
+    ``org.opencontainers.image.ref.name`` so the format that named the tag can claim it.
     Raises the source's AuditorError when the root itself cannot be fetched.
     """
     limits = limits or GraphLimits()
@@ -69,6 +76,7 @@ async def crawl(
         repository=repository,
         limits=limits,
         semaphore=asyncio.Semaphore(max(1, concurrency)),
+        signature_tags=signature_tags or _no_tags,
         manifests={},
         referrers={},
         errors={},
@@ -143,12 +151,38 @@ async def _fetch_referrers(state: _State, digest: str) -> None:
     except AuditorError as exc:
         state.fail(digest, f"referrers of {digest}: {exc}")
         return
+    tagged = await asyncio.gather(
+        *(_tagged_signature(state, digest, tag) for tag in state.signature_tags(digest))
+    )
+    found = [*found, *(d for d in tagged if d is not None)]
     if len(found) > state.limits.max_referrers:
         state.fail(digest, referrers_limit_message(digest, len(found), state.limits))
         state.referrers[digest] = ()
         return
     resolved = await asyncio.gather(*(_with_artifact_type(state, digest, d) for d in found))
     state.referrers[digest] = tuple(resolved)
+
+
+async def _tagged_signature(state: _State, subject: str, tag: str) -> Descriptor | None:
+    """The manifest under a format's signature tag of ``subject``, if the tag exists."""
+    try:
+        fetched = await state.bounded(state.source.get_manifest(state.repository, tag))
+    except NotFound:
+        return None
+    except AuditorError as exc:
+        state.fail(subject, f"signature tag {tag} of {subject}: {exc}")
+        return None
+    return Descriptor(
+        media_type=fetched.descriptor.media_type,
+        digest=fetched.descriptor.digest,
+        size=fetched.descriptor.size,
+        annotations={mt.ANNOTATION_REF_NAME: tag},
+        artifact_type=fetched.manifest.effective_artifact_type,
+    )
+
+
+def _no_tags(subject_digest: str) -> Sequence[str]:
+    return ()
 
 
 async def _with_artifact_type(state: _State, subject: str, desc: Descriptor) -> Descriptor:

@@ -125,7 +125,7 @@ class TargetStatus(StrEnum):
 
 @dataclass(frozen=True)
 class OtherReferrer:
-    """A referrer that is not a Notary signature (cosign, SBOM, ...), kept for later."""
+    """A referrer no registered signature format claims (SBOM, provenance, ...), kept for later."""
 
     digest: str
     artifact_type: str | None
@@ -152,7 +152,7 @@ class IndexEntry:
 class GraphNode:
     """One manifest in an image's graph, as crawled; no verdict yet.
 
-    ``signatures`` are the Notary signature manifests that refer to this node.
+    ``signatures`` are the referrers a registered signature format claims as its signatures.
     ``error`` is set when the node could not be loaded or a guard tripped on it.
     ``entries`` are every index entry that lists this node; ``platform`` and ``parent`` are those
     of the first one a runtime would pick as a platform (kept for display).

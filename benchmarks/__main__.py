@@ -32,6 +32,7 @@ from auditor.layout.reader import open_layout
 from auditor.layout.writer import init_layout, tag_manifest, write_blob, write_index, write_manifest
 from auditor.model import Descriptor, Platform
 from auditor.notary.envelope import parse_envelope
+from auditor.notary.format import NotationFormat, is_notation_signature
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_jws, signature_manifest
 from auditor.notary.trustpolicy import TrustPolicy, parse_trust_policy
@@ -96,7 +97,8 @@ def bench_graph_and_memory(tmp: Path, repeat: int) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     raws = [m.raw for m in snapshot.manifests.values()]  # type: ignore[attr-defined]
-    ours = _best(lambda: build_graph(snapshot, "wide", limits), repeat)  # type: ignore[arg-type]
+    claims = is_notation_signature
+    ours = _best(lambda: build_graph(snapshot, "wide", limits, is_signature=claims), repeat)  # type: ignore[arg-type]
     base = _best(lambda: [json.loads(r) for r in raws], repeat)
     _report("graph", ours, base)
     total = sum(len(r) for r in raws)
@@ -161,12 +163,12 @@ def bench_audit(tmp: Path, repeat: int) -> None:
 
     def cold() -> None:
         verifier = Verifier(policy, store, revocation=RevocationChecker())
-        auditor = Auditor(rules=(), verifier=verifier)
+        auditor = Auditor(rules=(), formats=[NotationFormat(verifier)])
         report = asyncio.run(auditor.run([target]))
         assert report.targets[0].status.value == "compliant", report.targets[0]
 
     warm_verifier = Verifier(policy, store, revocation=RevocationChecker())
-    warm_auditor = Auditor(rules=(), verifier=warm_verifier)
+    warm_auditor = Auditor(rules=(), formats=[NotationFormat(warm_verifier)])
     asyncio.run(warm_auditor.run([target]))
     ours = _best(lambda: asyncio.run(warm_auditor.run([target])), repeat)
     base = _best(cold, repeat)
@@ -188,4 +190,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

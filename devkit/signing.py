@@ -15,10 +15,12 @@ from cryptography import x509
 from auditor.layout.writer import write_referrer
 from auditor.model import Descriptor
 from auditor.notary.crypto import PrivateKey
+from auditor.notary.envelope import ENVELOPE_FORMATS
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.oci import mediatypes as mt
 
-ENVELOPE_FORMATS = {"jws": mt.JWS_ENVELOPE, "cose": mt.COSE_ENVELOPE}
+# "jws" / "cose" -> the envelope media type, from the one envelope map.
+_MEDIA_TYPES = {fmt.removeprefix("notation/"): media for media, fmt in ENVELOPE_FORMATS.items()}
 
 
 def sign_in_layout(
@@ -36,8 +38,8 @@ def sign_in_layout(
     Like notation: the signature manifest is listed untagged in ``index.json`` and added to the
     subject's ``sha256-<hex>`` referrers fallback tag index. Returns the signature descriptor.
     """
-    media_type = ENVELOPE_FORMATS[envelope_format]
-    signer = sign_jws if envelope_format == "jws" else sign_cose
+    media_type = _MEDIA_TYPES[envelope_format]
+    signer = sign_jws if media_type == mt.JWS_ENVELOPE else sign_cose
     envelope = signer(subject, key, chain, signing_time=signing_time, expiry=expiry)
     raw, blobs = signature_manifest(subject, envelope, media_type, created=signing_time)
     return write_referrer(layout, raw, blobs)

@@ -21,14 +21,23 @@ class Format(StrEnum):
     SARIF = "sarif"
 
 
-def render(report: AuditReport, fmt: Format, *, quiet: bool = False, color: bool = False) -> str:
-    """Render ``report``; ``quiet`` and ``color`` only shape the table."""
+def render(
+    report: AuditReport,
+    fmt: Format,
+    *,
+    quiet: bool = False,
+    color: bool = False,
+    category: str | None = None,
+    workspace: str | None = None,
+) -> str:
+    """Render ``report``; ``quiet`` and ``color`` only shape the table, ``category`` and
+    ``workspace`` only SARIF (its analysis name and the directory its paths are relative to)."""
     match fmt:
         case Format.TABLE:
             return table_format.render(report, quiet=quiet, color=color)
         case Format.JSON:
             return json_format.render(report)
         case Format.SARIF:
-            return sarif_format.render(report)
+            return sarif_format.render(report, category=category, workspace=workspace)
         case _:
             assert_never(fmt)

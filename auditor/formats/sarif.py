@@ -1,18 +1,36 @@
-"""SARIF 2.1.0: one run, one result per finding, one rule per finding kind.
+"""SARIF 2.1.0 shaped for GitHub code scanning (and any other SARIF consumer).
 
-Code-scanning tools (GitHub, GitLab, Azure DevOps) ingest SARIF, which is how a CI job gates
-on image coverage. Locations are artifact references to the image by digest. A bare image
-reference is not a valid URI (``127.0.0.1:5000/app`` parses as scheme ``127.0.0.1``), so
-registry images are written the way skopeo names them, ``docker://host/repo@sha256:...``,
-and layouts as ``oci-layout:PATH@sha256:...``; the plain reference is the logical location.
+A CI job gates on image coverage by uploading this file with
+``github/codeql-action/upload-sarif``. GitHub resolves every location against the checked-out
+repository, so (see GitHub's "SARIF support for code scanning" page):
+
+* Locations are relative URIs without a scheme, never an absolute path of the runner. An image
+  has no file in the repository, so each gets a stable pseudo-path, the way other image scanners
+  do it: ``images/<registry>/<repository>`` for a registry image, and for an OCI layout its
+  directory relative to the workspace (the checkout root) when it lies inside it, else
+  ``layouts/<directory name>``. Every location has ``region.startLine`` 1.
+* ``partialFingerprints.primaryLocationLineHash`` (the one fingerprint code scanning uses) is a
+  hash of the finding kind, the image (repository and tag) and the node's role in it (its
+  platform, or index/manifest), not of the node's digest: a rebuilt image that still has the
+  same gap is the same alert, not a new one that closes the old.
+* Things that could not be checked (registry outages, signatures never verified: ``unchecked``)
+  are ``toolExecutionNotifications`` of the invocation, not results, so alerts do not open and
+  close with the network; ``executionSuccessful`` is false when no target could be checked.
+* ``automationDetails.id`` is ``<category>/<run time>``: runs with different categories are
+  separate analyses, so several audits of one commit can be uploaded.
+* Rules carry ``help.markdown``, ``fullDescription`` and the properties GitHub reads
+  (``tags``, ``precision``, ``security-severity``).
+* Results are capped at GitHub's 25,000 per run; what is cut is said in a notification.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -20,12 +38,15 @@ from auditor import __version__
 from auditor.coverage import FindingKind
 from auditor.errors import InvalidReference
 from auditor.formats.common import rfc3339
-from auditor.model import AuditReport, Finding, TargetResult
+from auditor.model import AuditReport, Finding, TargetResult, TargetStatus
 from auditor.oci.reference import ImageReference, parse_reference
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 TOOL_NAME = "registry-auditor"
+DEFAULT_CATEGORY = "registry-auditor"
+MAX_RESULTS = 25_000  # GitHub code scanning: results per run
+TAGS = ("security", "supply-chain")
 
 
 @dataclass(frozen=True)
@@ -34,139 +55,312 @@ class RuleText:
 
     name: str
     short: str
-    help: str
+    full: str
+    help: str  # markdown: what it means and how to fix it
     level: str  # SARIF level: error for what is wrong, warning for what could not be checked
+    severity: str  # GitHub's security-severity, 0.0 - 10.0 (7.0+ is "high")
 
+
+_SIGN = (
+    "Sign the digest named in the alert, for example "
+    "`notation sign <registry>/<repository>@<digest>`, with a key whose certificate is in a "
+    "trust store the trust policy names for this repository."
+)
 
 RULES: Mapping[FindingKind, RuleText] = {
     FindingKind.UNSIGNED_INDEX: RuleText(
         "UnsignedIndex",
         "An image index required by the coverage policy has no signature.",
-        "Sign the index digest (notation sign IMAGE@DIGEST), or change the coverage rule's "
-        "require to platforms if only platform manifests are meant to be signed.",
+        "The coverage rule for this repository requires its image indexes to be signed "
+        "(require: index, both or either), and this index has no Notary Project signature.",
+        f"An image index (a multi-platform image) is what `docker pull` resolves a tag to. "
+        f"Nobody vouched for this one.\n\n**Fix:** {_SIGN}\n\nIf only the platform manifests "
+        "are meant to be signed, set `require: platforms` in the matching `coverage:` rule.",
         "error",
+        "7.0",
     ),
     FindingKind.UNSIGNED_PLATFORM: RuleText(
         "UnsignedPlatform",
         "A platform manifest required by the coverage policy has no signature.",
-        "Sign the platform manifest digest, or sign the index if the rule is 'either'. "
-        "Signing the index alone does not sign its platforms under 'platforms' or 'both'.",
+        "The coverage rule requires every selected platform manifest of the image to be "
+        "signed (require: platforms or both, or either without a signed index), and this one "
+        "has no Notary Project signature.",
+        "A runtime pulling this platform gets a manifest nobody signed: a signed index does "
+        "not sign the manifests below it for verifiers that check the platform digest.\n\n"
+        f"**Fix:** {_SIGN}\n\nUnder `require: either`, signing the index instead is enough. "
+        "To stop requiring a platform, narrow the rule's `platforms:` list.",
         "error",
+        "7.0",
     ),
     FindingKind.UNSIGNED_MANIFEST: RuleText(
         "UnsignedManifest",
         "A single-manifest image has no signature.",
-        "Sign the manifest digest; a tag without an index needs its manifest signed under "
-        "every coverage rule.",
+        "The tag points at a single image manifest (no index), which must be signed under "
+        "every coverage rule, and it has no Notary Project signature.",
+        f"**Fix:** {_SIGN}",
         "error",
+        "7.0",
     ),
     FindingKind.UNSIGNED_ATTESTATION: RuleText(
         "UnsignedAttestation",
         "An attestation manifest required by the coverage policy has no signature.",
-        "Sign the attestation manifest digest, or set attestations: ignore in the rule.",
+        "The coverage rule sets attestations: require, and this build attestation manifest "
+        "(buildx provenance or SBOM) has no Notary Project signature.",
+        f"**Fix:** {_SIGN}\n\nOr set `attestations: ignore` in the matching `coverage:` rule.",
         "error",
+        "5.0",
     ),
     FindingKind.INVALID_SIGNATURE: RuleText(
         "InvalidSignature",
         "A required node has signatures, but none passed the trust policy.",
-        "Read the failed validation in the message: re-sign with a certificate the trust store "
-        "trusts, renew an expired signature, or fix the trust policy's trusted identities.",
+        "Signatures are attached to this node, but none of them verified: wrong or untrusted "
+        "certificate, identity not in trustedIdentities, expired or revoked, or an envelope "
+        "that does not match the node (possible tampering).",
+        "The alert message names the validation that failed, as `notation verify` does.\n\n"
+        "**Fix:** re-sign with a certificate the trust store trusts, renew an expired "
+        "signature, or correct the trust policy's `trustedIdentities`. An envelope signed over "
+        "another digest means the signature was copied from another image: investigate.",
         "error",
+        "8.0",
     ),
     FindingKind.MISSING_PLATFORM: RuleText(
         "MissingPlatform",
         "A platform the coverage policy selects is not in the image index.",
-        "Build and push the missing platform, or remove it from the rule's platforms list.",
+        "The coverage rule lists platforms that must be present and signed; the image index "
+        "has no entry for this one.",
+        "**Fix:** build and push the missing platform (and sign it), or remove it from the "
+        "rule's `platforms:` list.",
         "error",
-    ),
-    FindingKind.UNCHECKED: RuleText(
-        "Unchecked",
-        "A required node could not be checked, so it cannot be called signed.",
-        "Fix the cause in the message (registry or network failure, malformed content, or no "
-        "trust policy configured so signatures were never verified) and audit again.",
-        "warning",
+        "4.0",
     ),
 }
 
+UNCHECKED = RuleText(
+    "Unchecked",
+    "Something required could not be checked, so it cannot be called signed.",
+    "The registry could not be reached or answered with an error, content was malformed, or no "
+    "trust policy was configured so signatures were never verified.",
+    "Fix the cause in the message and audit again.",
+    "warning",
+    "5.0",
+)
 
-def _rule(rule_id: str, text: RuleText) -> dict[str, Any]:
+
+def _descriptor(rule_id: str, text: RuleText) -> dict[str, Any]:
     return {
         "id": rule_id,
         "name": text.name,
         "shortDescription": {"text": text.short},
-        "fullDescription": {"text": text.short},
-        "help": {"text": text.help},
+        "fullDescription": {"text": text.full},
+        "help": {"text": text.help.replace("**", "").replace("`", ""), "markdown": text.help},
         "defaultConfiguration": {"level": text.level},
+        "properties": {
+            "tags": list(TAGS),
+            "precision": "very-high",
+            "problem.severity": "error" if text.level == "error" else "warning",
+            "security-severity": text.severity,
+        },
     }
 
 
 def _unknown_rule(kind: str) -> RuleText:
-    return RuleText(kind, f"Finding of kind {kind}.", "See the result message.", "error")
+    return RuleText(
+        kind, f"Finding of kind {kind}.", f"Finding of kind {kind}.",
+        "See the alert message.", "error", "5.0",
+    )
 
 
-def artifact_uri(reference: str, digest: str | None) -> str:
-    """A valid URI for the image (by digest when known); see the module docstring."""
+def _relative_layout_path(path: str, workspace: str | None) -> str:
+    """The layout's directory relative to the workspace, or ``layouts/<name>`` outside it."""
+    posix = PurePosixPath(path.replace("\\", "/"))
+    if posix.is_absolute():
+        if workspace is not None:
+            try:
+                posix = posix.relative_to(PurePosixPath(workspace))
+            except ValueError:
+                return f"layouts/{posix.name or 'layout'}"
+        else:
+            return f"layouts/{posix.name or 'layout'}"
+    normal = posixpath.normpath(str(posix))
+    if normal.startswith("..") or normal in (".", ""):
+        name = PurePosixPath(normal).name
+        return f"layouts/{name if name not in ('', '.', '..') else 'layout'}"
+    return normal
+
+
+def artifact_uri(reference: str, workspace: str | None = None) -> str:
+    """A relative URI (no scheme, no absolute path) standing for the image; see the module doc.
+
+    ``workspace`` is the directory the SARIF file's paths are relative to (the checkout root in
+    CI), used only to make a layout path inside it relative.
+    """
     try:
         ref = parse_reference(reference)
     except InvalidReference:
-        text = f"{reference}@{digest}" if digest else reference
-        return quote(text, safe="/@")
-    if digest:
-        ref = ref.with_digest(digest)
+        return "images/unparsed/" + quote(reference.replace("/", "_"), safe="")
     if isinstance(ref, ImageReference):
-        return "docker://" + quote(str(ref), safe="/:@[]")
-    return "oci-layout:" + quote(str(ref).removeprefix("oci-layout:"), safe="/:@")
+        path = f"images/{ref.registry}/{ref.repository}"
+    else:
+        path = _relative_layout_path(ref.path, workspace)
+    return quote(path, safe="/:@")
 
 
-def _fingerprint(target: TargetResult, finding: Finding) -> str:
-    key = "\x00".join((finding.kind, target.reference, finding.node or "", finding.platform or ""))
-    return hashlib.sha256(key.encode()).hexdigest()
+def display_reference(reference: str, workspace: str | None = None) -> str:
+    """The reference as SARIF shows it: a layout's path made relative like its location, so no
+    absolute path of the runner ends up in a message."""
+    try:
+        ref = parse_reference(reference)
+    except InvalidReference:
+        return reference
+    if isinstance(ref, ImageReference):
+        return reference
+    return str(replace(ref, path=_relative_layout_path(ref.path, workspace)))
+
+
+def _scrub(text: str, workspace: str | None) -> str:
+    """Paths inside the workspace made relative in free text (error messages name files)."""
+    if not workspace:
+        return text
+    return text.replace(workspace.rstrip("/") + "/", "")
+
+
+def _role(target: TargetResult, finding: Finding) -> str:
+    if finding.platform:
+        return f"platform {finding.platform}"
+    if finding.node is None or finding.node == target.digest:
+        return "root"
+    return f"node {finding.node}"
+
+
+def _tag_of(reference: str) -> str:
+    try:
+        ref = parse_reference(reference)
+    except InvalidReference:
+        return reference
+    return ref.tag or ref.digest or ""
+
+
+def primary_location_hash(target: TargetResult, finding: Finding, uri: str) -> str:
+    """Stable across rebuilds of the same tag (the node digest is not part of it)."""
+    key = "\x00".join((finding.kind, uri, _tag_of(target.reference), _role(target, finding)))
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:16]}:1"
+
+
+def _location(target: TargetResult, finding: Finding | None, workspace: str | None) -> Any:
+    digest = (finding.node if finding else None) or target.digest
+    shown = display_reference(target.reference, workspace)
+    logical = f"{shown}@{digest}" if digest else shown
+    name = (finding.platform if finding else None) or logical
+    return {
+        "physicalLocation": {
+            "artifactLocation": {"uri": artifact_uri(target.reference, workspace)},
+            "region": {"startLine": 1},
+        },
+        "logicalLocations": [{"name": name, "fullyQualifiedName": logical, "kind": "module"}],
+    }
 
 
 def _result(
-    target: TargetResult, finding: Finding, index: Mapping[str, int], levels: Mapping[str, str]
+    target: TargetResult,
+    finding: Finding,
+    index: Mapping[str, int],
+    levels: Mapping[str, str],
+    workspace: str | None,
 ) -> dict[str, Any]:
-    digest = finding.node or target.digest
-    logical = f"{target.reference}@{digest}" if digest else target.reference
-    location: dict[str, Any] = {
-        "physicalLocation": {"artifactLocation": {"uri": artifact_uri(target.reference, digest)}},
-        "logicalLocations": [{"name": finding.platform or logical, "fullyQualifiedName": logical}],
-    }
-    return {
+    location = _location(target, finding, workspace)
+    uri = location["physicalLocation"]["artifactLocation"]["uri"]
+    shown = display_reference(target.reference, workspace)
+    result: dict[str, Any] = {
         "ruleId": finding.kind,
         "ruleIndex": index[finding.kind],
         "level": levels[finding.kind],
-        "message": {"text": finding.message},
+        "message": {"text": _scrub(f"{shown}: {finding.message}", workspace)},
         "locations": [location],
-        "partialFingerprints": {"registryAuditorFinding/v1": _fingerprint(target, finding)},
+        "partialFingerprints": {
+            "primaryLocationLineHash": primary_location_hash(target, finding, uri)
+        },
         "properties": {
             key: value
             for key, value in (
-                ("target", target.reference),
+                ("target", shown),
                 ("targetStatus", target.status.value),
+                ("digest", finding.node or target.digest),
                 ("policy", finding.rule),
                 ("platform", finding.platform),
             )
             if value
         },
     }
+    return result
 
 
-def _findings(target: TargetResult) -> tuple[Finding, ...]:
-    """A target that failed without findings still yields a result: never a silent pass."""
-    if target.findings or not target.error:
-        return target.findings
-    message = f"{target.reference} could not be checked: {target.error}"
-    return (Finding(FindingKind.UNCHECKED.value, message, target.rule or ""),)
+def _notification(text: str, level: str, shown: str, when: str) -> dict[str, Any]:
+    return {
+        "descriptor": {"id": FindingKind.UNCHECKED.value},
+        "level": level,
+        "message": {"text": text},
+        "timeUtc": when,
+        "properties": {"target": shown},
+    }
 
 
-def to_dict(report: AuditReport) -> dict[str, Any]:
+def _notifications(
+    report: AuditReport, when: str, workspace: str | None
+) -> list[dict[str, Any]]:
+    notes = []
+    for target in report.targets:
+        shown = display_reference(target.reference, workspace)
+        unchecked = [f for f in target.findings if f.kind == FindingKind.UNCHECKED]
+        for finding in unchecked:
+            level = "error" if target.status is TargetStatus.ERROR and not target.nodes else (
+                "warning"
+            )
+            text = finding.message.replace(target.reference, shown)
+            if shown not in text:
+                text = f"{shown}: {text}"
+            notes.append(_notification(_scrub(text, workspace), level, shown, when))
+        if target.error and not unchecked:
+            text = f"{shown} could not be checked: {target.error}"
+            notes.append(_notification(_scrub(text, workspace), "error", shown, when))
+    return notes
+
+
+def to_dict(
+    report: AuditReport, *, category: str | None = None, workspace: str | None = None
+) -> dict[str, Any]:
+    """The SARIF log; ``category`` names the analysis (``automationDetails``), ``workspace``
+    is the directory relative URIs are taken from (see ``artifact_uri``)."""
     texts: dict[str, RuleText] = {kind.value: text for kind, text in RULES.items()}
-    pairs = [(t, f) for t in report.targets for f in _findings(t)]
+    pairs = [
+        (t, f) for t in report.targets for f in t.findings if f.kind != FindingKind.UNCHECKED
+    ]
     for _, finding in pairs:
         texts.setdefault(finding.kind, _unknown_rule(finding.kind))
     index = {rule_id: i for i, rule_id in enumerate(texts)}
     levels = {rule_id: text.level for rule_id, text in texts.items()}
+    when = rfc3339(report.generated_at)
+    notifications = _notifications(report, when, workspace)
+    if len(pairs) > MAX_RESULTS:
+        notifications.append(
+            {
+                "level": "warning",
+                "message": {
+                    "text": f"{len(pairs) - MAX_RESULTS} more findings left out of this SARIF "
+                    f"file: GitHub code scanning takes at most {MAX_RESULTS} results per run; "
+                    "the JSON report has them all"
+                },
+                "timeUtc": when,
+            }
+        )
+        pairs = pairs[:MAX_RESULTS]
+    checked = [t for t in report.targets if t.status is not TargetStatus.ERROR or t.nodes]
+    invocation: dict[str, Any] = {
+        "executionSuccessful": bool(checked) or not report.targets,
+        "endTimeUtc": when,
+    }
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    name = (category or DEFAULT_CATEGORY).strip("/") or DEFAULT_CATEGORY
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
@@ -176,17 +370,21 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
                     "driver": {
                         "name": TOOL_NAME,
                         "version": __version__,
-                        "rules": [_rule(rule_id, text) for rule_id, text in texts.items()],
+                        "semanticVersion": __version__,
+                        "rules": [_descriptor(rule_id, text) for rule_id, text in texts.items()],
+                        "notifications": [_descriptor(FindingKind.UNCHECKED.value, UNCHECKED)],
                     }
                 },
-                "invocations": [
-                    {"executionSuccessful": True, "endTimeUtc": rfc3339(report.generated_at)}
-                ],
-                "results": [_result(t, f, index, levels) for t, f in pairs],
+                "automationDetails": {"id": f"{name}/{when}"},
+                "invocations": [invocation],
+                "results": [_result(t, f, index, levels, workspace) for t, f in pairs],
             }
         ],
     }
 
 
-def render(report: AuditReport) -> str:
-    return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+def render(
+    report: AuditReport, *, category: str | None = None, workspace: str | None = None
+) -> str:
+    data = to_dict(report, category=category, workspace=workspace)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -16,8 +16,7 @@ import cbor2
 
 from auditor.errors import VerificationError
 from auditor.notary.crypto import COSE_ALGORITHMS
-from auditor.notary.envelope import (
-    COSE_MEDIA_TYPE,
+from auditor.notary.decoded import (
     H_AUTHENTIC_SIGNING_TIME,
     H_EXPIRY,
     H_SIGNING_AGENT,
@@ -27,6 +26,7 @@ from auditor.notary.envelope import (
     Decoded,
     malformed,
 )
+from auditor.oci import mediatypes as mt
 
 FORMAT = "notation/cose"
 COSE_SIGN1_TAG = 18
@@ -136,7 +136,7 @@ def decode(data: bytes, *, max_chain: int) -> Decoded:
         raise malformed("COSE", f"{H_TIMESTAMP_SIGNATURE} must be a byte string")
 
     return Decoded(
-        media_type=COSE_MEDIA_TYPE,
+        media_type=mt.COSE_ENVELOPE,
         format=FORMAT,
         algorithm=algorithm,
         critical=tuple(crit),

@@ -1,40 +1,44 @@
 """Parse a Notary Project signature envelope (JWS or COSE) into the shared ``Envelope``.
 
-The format modules (jws.py, cose.py) only undo the encoding and hand back a ``Decoded``; the
-Notary Project rules that are the same for both formats live here, once: allowed algorithms,
-content type, signing scheme and its time attributes, critical headers, chain bounds and the
-payload. Every failure is a one-line ``VerificationError`` starting ``integrity:`` because
-notation reports a malformed envelope as an integrity failure.
+The format modules (jws.py, cose.py) only undo the encoding and hand back a ``Decoded``
+(decoded.py, which both build on, so neither imports this module); the Notary Project rules
+that are the same for both formats live here, once: allowed algorithms, content type, signing
+scheme and its time attributes, critical headers, chain bounds and the payload. Every failure
+is a one-line ``VerificationError`` starting ``integrity:`` because notation reports a
+malformed envelope as an integrity failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from auditor import gojson
-from auditor.errors import MalformedContent, VerificationError
+from auditor.errors import VerificationError
+from auditor.notary import cose, jws
 from auditor.notary.crypto import ALGORITHMS
+from auditor.notary.decoded import (
+    H_AUTHENTIC_SIGNING_TIME,
+    H_EXPIRY,
+    H_SIGNING_SCHEME,
+    H_SIGNING_TIME,
+    H_VERIFICATION_PLUGIN,
+    H_VERIFICATION_PLUGIN_MIN_VERSION,
+    Decoded,
+    go_fields,
+    malformed,
+    strict_json,
+)
 from auditor.notary.types import Envelope, SigningScheme, TargetArtifact
+from auditor.oci import mediatypes as mt
 
-JWS_MEDIA_TYPE = "application/jose+json"
-COSE_MEDIA_TYPE = "application/cose"
-PAYLOAD_CONTENT_TYPE = "application/vnd.cncf.notary.payload.v1+json"
-SIGNATURE_ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
-
-H_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
-H_SIGNING_TIME = "io.cncf.notary.signingTime"
-H_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
-H_EXPIRY = "io.cncf.notary.expiry"
-H_VERIFICATION_PLUGIN = "io.cncf.notary.verificationPlugin"
-H_VERIFICATION_PLUGIN_MIN_VERSION = "io.cncf.notary.verificationPluginMinVersion"
-H_SIGNING_AGENT = "io.cncf.notary.signingAgent"
-H_TIMESTAMP_SIGNATURE = "io.cncf.notary.timestampSignature"
+# The one map from an envelope layer's media type to its format (and its decoder).
+ENVELOPE_FORMATS: Mapping[str, str] = {mt.JWS_ENVELOPE: jws.FORMAT, mt.COSE_ENVELOPE: cose.FORMAT}
+_DECODERS: Mapping[str, Callable[..., Decoded]] = {
+    mt.JWS_ENVELOPE: jws.decode,
+    mt.COSE_ENVELOPE: cose.decode,
+}
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_CHAIN = 10
@@ -42,38 +46,6 @@ DEFAULT_MAX_CHAIN = 10
 # Critical headers this implementation understands and processes.
 _UNDERSTOOD_CRITICAL = {H_SIGNING_SCHEME, H_SIGNING_TIME, H_AUTHENTIC_SIGNING_TIME, H_EXPIRY}
 _PLUGIN_HEADERS = {H_VERIFICATION_PLUGIN, H_VERIFICATION_PLUGIN_MIN_VERSION}
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """What a format decoder found, before the Notary Project rules are applied.
-
-    ``extended`` holds the protected header entries that are not standard Notary headers
-    (their keys are strings, or ints for COSE labels); ``critical`` is the raw ``crit`` list.
-    """
-
-    media_type: str
-    format: str
-    algorithm: str
-    critical: tuple[str | int, ...]
-    content_type: str | None
-    signing_scheme: str | None
-    signing_time: datetime | None
-    authentic_signing_time: datetime | None
-    expiry: datetime | None
-    extended: Mapping[str | int, Any]
-    payload: bytes
-    signature: bytes
-    signed_bytes: bytes
-    chain_der: tuple[bytes, ...]
-    signing_agent: str | None
-    timestamp_token: bytes | None
-    present: frozenset[str | int] = field(default_factory=frozenset)  # protected header keys
-
-
-def malformed(fmt: str, detail: str) -> VerificationError:
-    """The error for an envelope that is not what its media type says."""
-    return VerificationError(f"integrity: malformed {fmt} envelope: {detail}")
 
 
 def parse_envelope(
@@ -84,22 +56,16 @@ def parse_envelope(
     max_chain: int = DEFAULT_MAX_CHAIN,
 ) -> Envelope:
     """Decode and validate an envelope blob; integrity itself is ``crypto.verify_integrity``."""
-    # Imported here: the format decoders build on this module's constants and ``Decoded``.
-    from auditor.notary import cose, jws
-
     if len(data) > max_bytes:
         raise VerificationError(
             f"integrity: envelope is {len(data)} bytes, over the {max_bytes}-byte limit"
         )
-    if media_type == JWS_MEDIA_TYPE:
-        decoded = jws.decode(data, max_chain=max_chain)
-    elif media_type == COSE_MEDIA_TYPE:
-        decoded = cose.decode(data, max_chain=max_chain)
-    else:
+    decoder = _DECODERS.get(media_type)
+    if decoder is None:
         raise VerificationError(
             f"integrity: unsupported signature envelope media type {media_type!r}"
         )
-    return finish(decoded, max_chain=max_chain)
+    return finish(decoder(data, max_chain=max_chain), max_chain=max_chain)
 
 
 def finish(decoded: Decoded, *, max_chain: int = DEFAULT_MAX_CHAIN) -> Envelope:
@@ -110,10 +76,10 @@ def finish(decoded: Decoded, *, max_chain: int = DEFAULT_MAX_CHAIN) -> Envelope:
             f"integrity: signature algorithm {decoded.algorithm!r} is not allowed "
             f"(allowed: {', '.join(ALGORITHMS)})"
         )
-    if decoded.content_type != PAYLOAD_CONTENT_TYPE:
+    if decoded.content_type != mt.NOTARY_PAYLOAD:
         raise VerificationError(
             f"integrity: payload content type {decoded.content_type!r} is not "
-            f"{PAYLOAD_CONTENT_TYPE}"
+            f"{mt.NOTARY_PAYLOAD}"
         )
     scheme = _signing_scheme(decoded.signing_scheme)
     _check_times(decoded, scheme)
@@ -246,23 +212,6 @@ def load_certificate(der: bytes) -> x509.Certificate:
     _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
     cert.public_key()
     return cert
-
-
-def strict_json(data: bytes, what: str) -> Any:
-    """Parse JSON as Go reads it or refuse it (auditor.gojson): two parsers never see two
-    documents."""
-    try:
-        return gojson.loads(data, what)
-    except MalformedContent as exc:
-        raise VerificationError(f"integrity: {exc}") from None
-
-
-def go_fields(obj: Mapping[str, Any], names: Iterable[str], where: str) -> dict[str, Any]:
-    """Struct fields of a decoded JSON object as notation (Go) reads them, or refused."""
-    try:
-        return gojson.fields(obj, names, where)
-    except MalformedContent as exc:
-        raise VerificationError(f"integrity: {exc}") from None
 
 
 _TARGET_FIELDS = ("mediaType", "digest", "size", "annotations")

@@ -15,19 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.errors import VerificationError
-from auditor.notary.envelope import (
+from auditor.notary.decoded import (
     H_AUTHENTIC_SIGNING_TIME,
     H_EXPIRY,
     H_SIGNING_AGENT,
     H_SIGNING_SCHEME,
     H_SIGNING_TIME,
     H_TIMESTAMP_SIGNATURE,
-    JWS_MEDIA_TYPE,
     Decoded,
     go_fields,
     malformed,
     strict_json,
 )
+from auditor.oci import mediatypes as mt
 
 FORMAT = "notation/jws"
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -141,7 +141,7 @@ def decode(data: bytes, *, max_chain: int) -> Decoded:
     token = None if token_text is None else _b64std_decode(token_text, H_TIMESTAMP_SIGNATURE)
 
     return Decoded(
-        media_type=JWS_MEDIA_TYPE,
+        media_type=mt.JWS_ENVELOPE,
         format=FORMAT,
         algorithm=alg,
         critical=tuple(crit),

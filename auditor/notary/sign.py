@@ -28,19 +28,16 @@ from auditor.notary.crypto import (
     validate_code_signing_chain,
     verify_integrity,
 )
-from auditor.notary.envelope import (
-    COSE_MEDIA_TYPE,
+from auditor.notary.decoded import (
     H_AUTHENTIC_SIGNING_TIME,
     H_EXPIRY,
     H_SIGNING_AGENT,
     H_SIGNING_SCHEME,
     H_SIGNING_TIME,
-    JWS_MEDIA_TYPE,
-    PAYLOAD_CONTENT_TYPE,
-    SIGNATURE_ARTIFACT_TYPE,
-    parse_envelope,
 )
+from auditor.notary.envelope import parse_envelope
 from auditor.notary.types import SigningScheme
+from auditor.oci import mediatypes as mt
 
 SIGNING_AGENT = "registry-auditor/0.1.0"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -127,7 +124,7 @@ def sign_jws(
     crit = [H_SIGNING_SCHEME]
     protected: dict[str, Any] = {
         "alg": alg.name,
-        "cty": PAYLOAD_CONTENT_TYPE,
+        "cty": mt.NOTARY_PAYLOAD,
         H_SIGNING_SCHEME: str(signing_scheme),
     }
     if signing_scheme is SigningScheme.X509:
@@ -149,7 +146,7 @@ def sign_jws(
         lambda data: sign_bytes(key, alg, data),
         unprotected,
     )
-    return _self_check(JWS_MEDIA_TYPE, envelope)
+    return _self_check(mt.JWS_ENVELOPE, envelope)
 
 
 def sign_cose(
@@ -167,7 +164,7 @@ def sign_cose(
     crit: list[str | int] = [H_SIGNING_SCHEME]
     protected: dict[str | int, Any] = {
         cose.LABEL_ALG: alg.cose_id,
-        cose.LABEL_CONTENT_TYPE: PAYLOAD_CONTENT_TYPE,
+        cose.LABEL_CONTENT_TYPE: mt.NOTARY_PAYLOAD,
         H_SIGNING_SCHEME: str(signing_scheme),
     }
     if signing_scheme is SigningScheme.X509:
@@ -189,7 +186,7 @@ def sign_cose(
         lambda data: sign_bytes(key, alg, data),
         unprotected,
     )
-    return _self_check(COSE_MEDIA_TYPE, envelope)
+    return _self_check(mt.COSE_ENVELOPE, envelope)
 
 
 def _b64(data: bytes) -> str:
@@ -227,7 +224,7 @@ def signature_manifest(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {
-            "mediaType": SIGNATURE_ARTIFACT_TYPE,
+            "mediaType": mt.NOTARY_SIGNATURE,
             "digest": config_digest,
             "size": len(_EMPTY_CONFIG),
         },

@@ -23,12 +23,7 @@ from auditor.errors import AuditorError, ConfigError, VerificationError
 from auditor.model import Descriptor, SignatureResult, SignatureStatus
 from auditor.notary import chain as chains
 from auditor.notary.crypto import verify_integrity
-from auditor.notary.envelope import (
-    CERTIFICATE_ERRORS,
-    COSE_MEDIA_TYPE,
-    JWS_MEDIA_TYPE,
-    parse_envelope,
-)
+from auditor.notary.envelope import CERTIFICATE_ERRORS, ENVELOPE_FORMATS, parse_envelope
 from auditor.notary.identity import match_identities
 from auditor.notary.revocation import RevocationChecker, RevocationStatus
 from auditor.notary.timestamp import verify_timestamp
@@ -46,8 +41,6 @@ from auditor.oci.digest import compute_digest
 from auditor.oci.manifest import ImageManifest
 
 _UNCHECKABLE: tuple[type[Exception], ...] = (AuditorError, *CERTIFICATE_ERRORS)
-_FORMATS = {JWS_MEDIA_TYPE: "notation/jws", COSE_MEDIA_TYPE: "notation/cose"}
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -130,7 +123,7 @@ class Verifier:
         is a SignatureResult.
         """
         layer_type = signature_manifest.layers[0].media_type if signature_manifest.layers else ""
-        fmt = _FORMATS.get(layer_type, "notation")
+        fmt = ENVELOPE_FORMATS.get(layer_type, "notation")
         statement = select_statement(self.policy, scope)
         if statement is None:
             return SignatureResult(

@@ -12,7 +12,7 @@ the same image gives the same node list whichever source (registry or layout) it
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from auditor.model import (
@@ -34,7 +34,6 @@ __all__ = [
     "build_graph",
     "children_limit_message",
     "depth_limit_message",
-    "is_notary_signature",
     "referrers_limit_message",
     "split_referrers",
     "unique_children",
@@ -75,10 +74,6 @@ def cycle_message(digest: str, child: str) -> str:
     return f"index {digest} lists {child}, which leads back to it (cycle); not followed"
 
 
-def is_notary_signature(descriptor: Descriptor) -> bool:
-    return descriptor.artifact_type == mt.NOTARY_SIGNATURE
-
-
 def unique_children(index: ImageIndex) -> list[Descriptor]:
     """An index's entries, first occurrence of each digest kept, in index order."""
     seen: set[str] = set()
@@ -91,18 +86,22 @@ def unique_children(index: ImageIndex) -> list[Descriptor]:
 
 
 def split_referrers(
-    referrers: Iterable[Descriptor],
+    referrers: Iterable[Descriptor], is_signature: Callable[[Descriptor], bool]
 ) -> tuple[tuple[Descriptor, ...], tuple[OtherReferrer, ...]]:
-    """(Notary signatures, everything else), each deduplicated by digest and sorted by digest."""
+    """(Signatures, everything else), each deduplicated by digest and sorted by digest.
+
+    ``is_signature`` comes from the registered signature formats (a referrer is a signature when
+    one of them claims it); the graph itself knows no signature format.
+    """
     by_digest: dict[str, Descriptor] = {}
     for desc in referrers:
         known = by_digest.get(desc.digest)
         if known is None or (known.artifact_type is None and desc.artifact_type is not None):
             by_digest[desc.digest] = desc
     ordered = [by_digest[d] for d in sorted(by_digest)]
-    signatures = tuple(d for d in ordered if is_notary_signature(d))
+    signatures = tuple(d for d in ordered if is_signature(d))
     others = tuple(
-        OtherReferrer(d.digest, d.artifact_type) for d in ordered if not is_notary_signature(d)
+        OtherReferrer(d.digest, d.artifact_type) for d in ordered if not is_signature(d)
     )
     return signatures, others
 
@@ -160,10 +159,15 @@ def index_entries(
 
 
 def build_graph(
-    snapshot: Snapshot, display_reference: str, limits: GraphLimits | None = None
+    snapshot: Snapshot,
+    display_reference: str,
+    limits: GraphLimits | None = None,
+    *,
+    is_signature: Callable[[Descriptor], bool],
 ) -> ImageGraph:
     """The nodes of ``snapshot`` in breadth-first order, each with kind, platform and referrers.
 
+    ``is_signature`` says which referrers are signatures (see :func:`split_referrers`).
     A digest is one node however often it is listed, but every listing is one of its
     ``entries``: a digest listed anywhere as a real platform is a platform (an attestation
     entry for the same digest does not hide it), and each entry keeps its own platform.
@@ -210,6 +214,7 @@ def build_graph(
             tuple(e for e in entries.get(item.digest, ()) if (e.parent, item.digest) not in cut),
             limits,
             errors,
+            is_signature,
         )
         for item in items
     ]
@@ -228,6 +233,7 @@ def _node(
     node_entries: tuple[IndexEntry, ...],
     limits: GraphLimits,
     errors: dict[str, list[str]],
+    is_signature: Callable[[Descriptor], bool],
 ) -> GraphNode:
     fetched = snapshot.manifests.get(item.digest)
     manifest = fetched.manifest if fetched else None
@@ -248,7 +254,7 @@ def _node(
     if len(referrers) > limits.max_referrers:
         _add(errors, item.digest, referrers_limit_message(item.digest, len(referrers), limits))
         referrers = ()
-    signatures, others = split_referrers(referrers)
+    signatures, others = split_referrers(referrers, is_signature)
     return GraphNode(
         digest=item.digest,
         media_type=(

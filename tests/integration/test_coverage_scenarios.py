@@ -42,6 +42,7 @@ from tests.support.coverage_layouts import (
     build_coverage_layouts,
     push_coverage_layouts,
 )
+from tests.support.github_sarif import github_problems
 from tests.support.registry_server import RunningRegistry
 
 pytestmark = pytest.mark.registry
@@ -409,13 +410,15 @@ def test_sarif_of_a_noncompliant_run(
         findings = as_json.target["findings"]
         results = sarif_run["results"]
         assert len(results) == len(findings) == len(scenario.expect[mode].findings)
-        assert sorted((r["ruleId"], r["message"]["text"]) for r in results) == sorted(
-            (f["kind"], f["message"]) for f in findings
+        # messages: "<reference as SARIF shows it>: <the finding's message>"
+        assert sorted((r["ruleId"], r["message"]["text"].split(": ", 1)[1]) for r in results) == (
+            sorted((f["kind"], f["message"]) for f in findings)
         )
+        assert github_problems(sarif) == []
         rule_ids = [r["id"] for r in sarif_run["tool"]["driver"]["rules"]]
         for result in results:
             assert rule_ids[result["ruleIndex"]] == result["ruleId"]
             (location,) = result["locations"]
             uri = location["physicalLocation"]["artifactLocation"]["uri"]
-            assert uri.startswith("docker://" if ref == setup.registry_ref(scenario)
-                                  else "oci-layout:")
+            assert uri.startswith("images/" if ref == setup.registry_ref(scenario)
+                                  else "layouts/")

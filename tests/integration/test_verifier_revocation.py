@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from auditor.model import Descriptor, SignatureStatus
-from auditor.notary.envelope import JWS_MEDIA_TYPE
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_jws, signature_manifest
 from auditor.notary.trustpolicy import parse_trust_policy
 from auditor.notary.verifier import Verifier
+from auditor.oci import mediatypes as mt
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from tests.support.pki_servers import (
     OCSP_DIR,
@@ -85,7 +85,7 @@ def signed() -> tuple[ImageManifest, bytes]:
     chain = load_chain(OCSP_DIR / "certchain_with_ocsp.pem")
     key = load_key(OCSP_DIR / "leaf.key")
     envelope = sign_jws(SUBJECT, key, chain, signing_time=datetime.now(UTC))  # type: ignore[arg-type]
-    raw, _ = signature_manifest(SUBJECT, envelope, JWS_MEDIA_TYPE)
+    raw, _ = signature_manifest(SUBJECT, envelope, mt.JWS_ENVELOPE)
     manifest = parse_manifest(raw)
     assert isinstance(manifest, ImageManifest)
     return manifest, envelope

@@ -30,14 +30,7 @@ from auditor.layout.writer import add_to_fallback_index, tag_manifest, write_blo
 from auditor.model import Descriptor
 from auditor.notary import jws
 from auditor.notary.crypto import PrivateKey, algorithm_for_key, sign_bytes
-from auditor.notary.envelope import (
-    H_EXPIRY,
-    H_SIGNING_AGENT,
-    H_SIGNING_SCHEME,
-    H_SIGNING_TIME,
-    PAYLOAD_CONTENT_TYPE,
-    SIGNATURE_ARTIFACT_TYPE,
-)
+from auditor.notary.decoded import H_EXPIRY, H_SIGNING_AGENT, H_SIGNING_SCHEME, H_SIGNING_TIME
 from auditor.notary.sign import TargetLike, payload_bytes
 from auditor.oci import mediatypes as mt
 from auditor.oci.manifest import descriptor_json
@@ -90,7 +83,7 @@ def forge_jws(
     crit = [H_SIGNING_SCHEME]
     protected: dict[str, Any] = {
         "alg": alg.name,
-        "cty": PAYLOAD_CONTENT_TYPE,
+        "cty": mt.NOTARY_PAYLOAD,
         H_SIGNING_SCHEME: "notary.x509",
         H_SIGNING_TIME: jws.rfc3339(signing_time),
     }
@@ -295,7 +288,7 @@ class Scene:
         fallback tag index (as a Notary signature, whatever the manifest really is);
         ``layer_sizes`` lets a layer descriptor lie about its size; ``nonce`` varies the digest.
         """
-        config = Descriptor(SIGNATURE_ARTIFACT_TYPE, write_blob(self.layout, EMPTY_CONFIG), 2)
+        config = Descriptor(mt.NOTARY_SIGNATURE, write_blob(self.layout, EMPTY_CONFIG), 2)
         layer_json = []
         for i, (media_type, data) in enumerate(layers):
             size = layer_sizes[i] if layer_sizes is not None else None
@@ -330,7 +323,7 @@ class Scene:
                 referrer.media_type,
                 referrer.digest,
                 referrer.size,
-                artifact_type=SIGNATURE_ARTIFACT_TYPE,
+                artifact_type=mt.NOTARY_SIGNATURE,
             ),
         )
 

@@ -18,6 +18,7 @@ from auditor.model import (
     SignatureStatus,
     TargetStatus,
 )
+from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustpolicy import parse_trust_policy
 from auditor.notary.verifier import Verifier
@@ -93,7 +94,7 @@ async def test_signed_everywhere_is_compliant_and_cached(tmp_path: Path, pki: Te
     sample = write_sample_layout(tmp_path / "img")
     _sign_all(sample, pki)
     verifier = CountingVerifier(_verifier(tmp_path, pki))
-    auditor = Auditor(rules=(), verifier=verifier)
+    auditor = Auditor(rules=(), formats=[NotationFormat(verifier)])
     first = await auditor.run([_target(sample)])
     assert first.targets[0].status is TargetStatus.COMPLIANT
     assert len(verifier.calls) == 4  # index + three platforms
@@ -113,7 +114,9 @@ async def test_signatures_beyond_the_bound_are_not_tried(tmp_path: Path, pki: Te
         )
     verifier = CountingVerifier(_verifier(tmp_path, pki))
     auditor = Auditor(
-        rules=(), verifier=verifier, settings=AuditSettings(max_signatures_per_node=2)
+        rules=(),
+        formats=[NotationFormat(verifier)],
+        settings=AuditSettings(max_signatures_per_node=2),
     )
     report = await auditor.run([_target(sample)])
     node = next(n for n in report.targets[0].nodes if n.node.digest == amd64.digest)
@@ -128,7 +131,7 @@ async def test_signatures_beyond_the_bound_are_not_tried(tmp_path: Path, pki: Te
 async def test_without_trust_policy_signatures_are_unverified(tmp_path: Path, pki: TestPKI) -> None:
     sample = write_sample_layout(tmp_path / "img")
     _sign_all(sample, pki)
-    report = await Auditor(rules=(), verifier=None).run([_target(sample)])
+    report = await Auditor(rules=(), formats=[NotationFormat(None)]).run([_target(sample)])
     target = report.targets[0]
     signed_nodes = [n for n in target.nodes if n.node.signatures]
     assert signed_nodes
@@ -139,7 +142,7 @@ async def test_without_trust_policy_signatures_are_unverified(tmp_path: Path, pk
 
 async def test_a_missing_tag_is_an_error_target_not_an_abort(tmp_path: Path) -> None:
     sample = write_sample_layout(tmp_path / "img")
-    report = await Auditor(rules=(), verifier=None).run(
+    report = await Auditor(rules=(), formats=[NotationFormat(None)]).run(
         [_target(sample, "no-such-tag"), _target(sample, "v1")]
     )
     missing, present = report.targets
@@ -158,7 +161,7 @@ async def test_the_verdict_cache_is_keyed_by_the_subjects_whole_descriptor(
     amd64 = sample.platforms["linux/amd64"]
     sign_in_layout(sample.path, amd64, pki.leaf.key, pki.chain, signing_time=NOW)
     verifier = CountingVerifier(_verifier(tmp_path, pki))
-    auditor = Auditor(rules=(), verifier=verifier)
+    auditor = Auditor(rules=(), formats=[NotationFormat(verifier)])
     target = _target(sample)
     (signature,) = await target.source.get_referrers("", amd64.digest)
     subject = Descriptor(amd64.media_type, amd64.digest, amd64.size)

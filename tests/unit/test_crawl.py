@@ -22,10 +22,11 @@ from auditor.layout.writer import (
 from auditor.model import Descriptor, ImageGraph, NodeKind
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
-from auditor.oci.graph import GraphLimits, build_graph
+from auditor.oci.graph import GraphLimits
 from auditor.oci.manifest import parse_manifest
 from auditor.source import FetchedManifest
 from devkit.samples import TAG, attach_referrer, write_sample_layout
+from tests.support.graphs import notation_graph
 from tests.support.paths import FIXTURES
 
 NOTATION = FIXTURES / "notation-e2e" / "registry" / "oci_layout"
@@ -36,7 +37,7 @@ async def _graph(
     source: OciLayoutSource, reference: str, limits: GraphLimits | None = None
 ) -> ImageGraph:
     snapshot = await crawl(source, "", reference, display=reference, limits=limits)
-    return build_graph(snapshot, reference, limits)
+    return notation_graph(snapshot, reference, limits)
 
 
 @needs_fixtures
@@ -186,7 +187,7 @@ async def test_1001_children_in_a_layout_is_recorded_on_the_index(tmp_path: Path
     assert snapshot.errors[wide.digest] == (
         f"index {wide.digest} lists 1001 manifests, more than the limit of 1000; children not read",
     )
-    graph = build_graph(snapshot, "wide")
+    graph = notation_graph(snapshot, "wide")
     assert len(graph.nodes) == 1
     assert graph.nodes[0].error == snapshot.errors[wide.digest][0]
 
@@ -304,11 +305,10 @@ async def test_cycles_terminate_and_are_reported() -> None:
         source = _UncheckedSource(documents)
         snapshot = await crawl(source, "", a, display="cycle")
         assert sorted(source.fetches) == sorted(documents)  # each fetched exactly once
-        graph = build_graph(snapshot, "cycle")
+        graph = notation_graph(snapshot, "cycle")
         assert len(graph.nodes) == len(documents)
         errors = [(n.digest, n.error) for n in graph.nodes if n.error]
         closing = graph.nodes[-1].digest
         assert errors == [
             (closing, f"index {closing} lists {a}, which leads back to it (cycle); not followed")
         ]
-

@@ -20,9 +20,10 @@ import pytest
 from auditor.errors import VerificationError
 from auditor.notary import cose, jws
 from auditor.notary.crypto import ALGORITHMS, algorithm_for_key, sign_bytes, verify_integrity
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.envelope import parse_envelope
 from auditor.notary.sign import payload_bytes
 from auditor.notary.types import Envelope, SigningScheme, TargetArtifact
+from auditor.oci import mediatypes as mt
 from devkit.testpki import TestPKI, make_pki
 from tests.support.paths import FIXTURES
 
@@ -44,7 +45,7 @@ def parse_and_verify(media_type: str, data: bytes) -> Envelope:
 
 
 def media_type_of(data: bytes) -> str:
-    return JWS_MEDIA_TYPE if data[:1] == b"{" else COSE_MEDIA_TYPE
+    return mt.JWS_ENVELOPE if data[:1] == b"{" else mt.COSE_ENVELOPE
 
 
 # --- real envelopes -------------------------------------------------------------------------
@@ -61,8 +62,8 @@ def _layout_manifest() -> tuple[str, int, str]:
 @pytest.mark.parametrize(
     ("name", "media_type", "fmt"),
     [
-        ("jws_signature.sig", JWS_MEDIA_TYPE, "notation/jws"),
-        ("cose_signature.sig", COSE_MEDIA_TYPE, "notation/cose"),
+        ("jws_signature.sig", mt.JWS_ENVELOPE, "notation/jws"),
+        ("cose_signature.sig", mt.COSE_ENVELOPE, "notation/cose"),
     ],
 )
 def test_notation_go_envelopes_verify_and_target_the_layout(
@@ -119,7 +120,7 @@ def test_e2e_invalid_signature_layer_is_rejected_clearly() -> None:
     assert media_type == "application/vnd.oci.image.layer.v1.tar"
     with pytest.raises(VerificationError, match=r"^integrity: unsupported signature envelope"):
         parse_envelope(media_type, data)
-    for envelope_type in (JWS_MEDIA_TYPE, COSE_MEDIA_TYPE):
+    for envelope_type in (mt.JWS_ENVELOPE, mt.COSE_ENVELOPE):
         with pytest.raises(VerificationError, match=r"^integrity: malformed (JWS|COSE) envelope"):
             parse_envelope(envelope_type, data)
 
@@ -140,7 +141,7 @@ def test_e2e_blob_signatures_verify() -> None:
         assert env.timestamp_token
     with pytest.raises(VerificationError, match="malformed JWS"):
         parse_envelope(
-            JWS_MEDIA_TYPE, (FIXTURES / "notation-e2e/signatures/malformed.jws.sig").read_bytes()
+            mt.JWS_ENVELOPE, (FIXTURES / "notation-e2e/signatures/malformed.jws.sig").read_bytes()
         )
 
 
@@ -152,7 +153,7 @@ def test_jws_conformance_vector_unknown_critical_header_is_refused() -> None:
     assert "signedCritKey1" in decoded.critical
     assert decoded.extended["signedKey1"] == "signedValue1"
     with pytest.raises(VerificationError, match="unknown critical header 'signedCritKey1'"):
-        parse_envelope(JWS_MEDIA_TYPE, data)
+        parse_envelope(mt.JWS_ENVELOPE, data)
 
 
 def test_cose_conformance_vector_decodes_to_its_declared_headers() -> None:
@@ -172,7 +173,7 @@ def test_cose_conformance_vector_decodes_to_its_declared_headers() -> None:
         "signedCritKey1",
     }
     with pytest.raises(VerificationError, match="unknown critical header 'signedCritKey1'"):
-        parse_envelope(COSE_MEDIA_TYPE, data)
+        parse_envelope(mt.COSE_ENVELOPE, data)
 
 
 # --- tampering real envelopes ------------------------------------------------------------------
@@ -192,7 +193,7 @@ def test_tampered_jws_payload_fails_integrity() -> None:
     payload = json.loads(jws.b64url_decode(doc["payload"], "payload"))
     payload["targetArtifact"]["size"] += 1
     doc["payload"] = _b64url_json(payload)
-    env = parse_envelope(JWS_MEDIA_TYPE, json.dumps(doc).encode())
+    env = parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
     with pytest.raises(VerificationError, match=r"^integrity: the signature does not verify"):
         verify_integrity(env)
 
@@ -202,7 +203,7 @@ def test_tampered_jws_protected_header_fails_integrity() -> None:
     header = json.loads(jws.b64url_decode(doc["protected"], "protected"))
     header["io.cncf.notary.signingTime"] = "2099-01-01T00:00:00Z"
     doc["protected"] = _b64url_json(header)
-    env = parse_envelope(JWS_MEDIA_TYPE, json.dumps(doc).encode())
+    env = parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
     with pytest.raises(VerificationError, match=r"^integrity: the signature does not verify"):
         verify_integrity(env)
 
@@ -218,7 +219,7 @@ def test_tampered_cose_payload_and_header_fail_integrity() -> None:
     ):
         data = cbor2.dumps(cbor2.CBORTag(18, body))
         with pytest.raises(VerificationError, match=r"^integrity:"):
-            parse_and_verify(COSE_MEDIA_TYPE, data)
+            parse_and_verify(mt.COSE_ENVELOPE, data)
 
 
 def test_flipping_any_signature_byte_fails() -> None:
@@ -226,7 +227,7 @@ def test_flipping_any_signature_byte_fails() -> None:
     sig = bytearray(jws.b64url_decode(doc["signature"], "signature"))
     sig[len(sig) // 2] ^= 0x01
     doc["signature"] = jws.b64url_encode(bytes(sig))
-    env = parse_envelope(JWS_MEDIA_TYPE, json.dumps(doc).encode())
+    env = parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
     with pytest.raises(VerificationError, match="does not verify"):
         verify_integrity(env)
 
@@ -246,7 +247,7 @@ def test_flipping_any_signature_byte_fails() -> None:
 def test_truncated_and_garbage_cbor_is_rejected(mutate: Callable[[bytes], bytes]) -> None:
     data = mutate((SIGNED_LAYOUT / "cose_signature.sig").read_bytes())
     with pytest.raises(VerificationError, match=r"^integrity: malformed COSE envelope"):
-        parse_envelope(COSE_MEDIA_TYPE, data)
+        parse_envelope(mt.COSE_ENVELOPE, data)
 
 
 @pytest.mark.parametrize(
@@ -264,18 +265,18 @@ def test_truncated_and_garbage_cbor_is_rejected(mutate: Callable[[bytes], bytes]
 def test_truncated_and_garbage_json_is_rejected(mutate: Callable[[bytes], bytes]) -> None:
     data = mutate((SIGNED_LAYOUT / "jws_signature.sig").read_bytes())
     with pytest.raises(VerificationError, match=r"^integrity: malformed JWS envelope"):
-        parse_envelope(JWS_MEDIA_TYPE, data)
+        parse_envelope(mt.JWS_ENVELOPE, data)
 
 
 def test_size_and_chain_limits() -> None:
     data = (SIGNED_LAYOUT / "jws_signature.sig").read_bytes()
     with pytest.raises(VerificationError, match="over the 100-byte limit"):
-        parse_envelope(JWS_MEDIA_TYPE, data, max_bytes=100)
+        parse_envelope(mt.JWS_ENVELOPE, data, max_bytes=100)
     pki = make_pki(key_type="ec256", intermediate=True)
     signed = _forge_jws(pki, {})
     with pytest.raises(VerificationError, match="over the limit of 2"):
-        parse_envelope(JWS_MEDIA_TYPE, signed, max_chain=2)
-    assert parse_envelope(JWS_MEDIA_TYPE, signed, max_chain=3).target == TARGET
+        parse_envelope(mt.JWS_ENVELOPE, signed, max_chain=2)
+    assert parse_envelope(mt.JWS_ENVELOPE, signed, max_chain=3).target == TARGET
 
 
 def test_unknown_media_type_is_rejected() -> None:
@@ -332,7 +333,7 @@ def pki() -> TestPKI:
 
 
 def test_forged_baseline_is_accepted(pki: TestPKI) -> None:
-    env = parse_and_verify(JWS_MEDIA_TYPE, _forge_jws(pki, {}))
+    env = parse_and_verify(mt.JWS_ENVELOPE, _forge_jws(pki, {}))
     assert env.target == TARGET
 
 
@@ -402,7 +403,7 @@ def test_forged_baseline_is_accepted(pki: TestPKI) -> None:
 )
 def test_header_rules(pki: TestPKI, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(VerificationError, match=message):
-        parse_and_verify(JWS_MEDIA_TYPE, _forge_jws(pki, changes))
+        parse_and_verify(mt.JWS_ENVELOPE, _forge_jws(pki, changes))
 
 
 def test_signing_authority_scheme_is_accepted(pki: TestPKI) -> None:
@@ -415,7 +416,7 @@ def test_signing_authority_scheme_is_accepted(pki: TestPKI) -> None:
             "crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.authenticSigningTime"],
         },
     )
-    env = parse_and_verify(JWS_MEDIA_TYPE, data)
+    env = parse_and_verify(mt.JWS_ENVELOPE, data)
     assert env.signing_scheme is SigningScheme.SIGNING_AUTHORITY
     assert env.authentic_signing_time == NOW
     assert env.signing_time is None
@@ -425,7 +426,7 @@ def test_alg_inconsistent_with_the_key_fails_integrity() -> None:
     rsa = make_pki(key_type="rsa2048", now=NOW)
     # Correctly signed with PS384 by a 2048-bit key: a valid PSS signature, wrong algorithm.
     data = _forge_jws(rsa, {"alg": "PS384"}, alg_for_signing="PS384")
-    env = parse_envelope(JWS_MEDIA_TYPE, data)
+    env = parse_envelope(mt.JWS_ENVELOPE, data)
     with pytest.raises(VerificationError, match="alg PS384 does not match the signing key"):
         verify_integrity(env)
 
@@ -433,28 +434,28 @@ def test_alg_inconsistent_with_the_key_fails_integrity() -> None:
 def test_leaf_not_first_in_chain_fails(pki: TestPKI) -> None:
     reversed_chain = [c.public_bytes(_DER) for c in reversed(pki.chain)]
     with pytest.raises(VerificationError, match=r"^integrity:"):
-        parse_and_verify(JWS_MEDIA_TYPE, _forge_jws(pki, {}, chain=reversed_chain))
+        parse_and_verify(mt.JWS_ENVELOPE, _forge_jws(pki, {}, chain=reversed_chain))
 
 
 def test_unrelated_certificate_in_chain_fails(pki: TestPKI) -> None:
     other = make_pki(key_type="ec256", now=NOW, slot=5, name="other")
     chain = [pki.leaf.cert.public_bytes(_DER), other.root.cert.public_bytes(_DER)]
     with pytest.raises(VerificationError, match="is not issued by"):
-        parse_and_verify(JWS_MEDIA_TYPE, _forge_jws(pki, {}, chain=chain))
+        parse_and_verify(mt.JWS_ENVELOPE, _forge_jws(pki, {}, chain=chain))
 
 
 def test_leaf_alone_without_its_root_fails(pki: TestPKI) -> None:
     with pytest.raises(VerificationError, match="not a self-signed"):
         parse_and_verify(
-            JWS_MEDIA_TYPE, _forge_jws(pki, {}, chain=[pki.leaf.cert.public_bytes(_DER)])
+            mt.JWS_ENVELOPE, _forge_jws(pki, {}, chain=[pki.leaf.cert.public_bytes(_DER)])
         )
 
 
 def test_missing_or_garbage_chain_fails(pki: TestPKI) -> None:
     with pytest.raises(VerificationError, match="certificate chain is missing"):
-        parse_envelope(JWS_MEDIA_TYPE, _forge_jws(pki, {}, chain=[]))
+        parse_envelope(mt.JWS_ENVELOPE, _forge_jws(pki, {}, chain=[]))
     with pytest.raises(VerificationError, match="not a DER certificate"):
-        parse_envelope(JWS_MEDIA_TYPE, _forge_jws(pki, {}, chain=[b"not a cert"]))
+        parse_envelope(mt.JWS_ENVELOPE, _forge_jws(pki, {}, chain=[b"not a cert"]))
 
 
 @pytest.mark.parametrize(
@@ -480,7 +481,7 @@ def test_missing_or_garbage_chain_fails(pki: TestPKI) -> None:
 )
 def test_payload_rules(pki: TestPKI, payload: bytes, message: str) -> None:
     with pytest.raises(VerificationError, match=message):
-        parse_envelope(JWS_MEDIA_TYPE, _forge_jws(pki, {}, payload=payload))
+        parse_envelope(mt.JWS_ENVELOPE, _forge_jws(pki, {}, payload=payload))
 
 
 def test_duplicate_protected_header_key_is_rejected(pki: TestPKI) -> None:
@@ -488,24 +489,24 @@ def test_duplicate_protected_header_key_is_rejected(pki: TestPKI) -> None:
     raw = jws.b64url_decode(doc["protected"], "protected")
     doc["protected"] = jws.b64url_encode(raw[:-1] + b',"alg":"ES256"}')
     with pytest.raises(VerificationError, match="duplicate key 'alg'"):
-        parse_envelope(JWS_MEDIA_TYPE, json.dumps(doc).encode())
+        parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
 
 
 def test_protected_header_keys_differing_in_case_are_refused(pki: TestPKI) -> None:
     """notation reads "ALG" as alg (Go's struct matching): two of them are two readings."""
     env = _forge_jws(pki, {"ALG": "ES384"})
     with pytest.raises(VerificationError, match="both set field 'alg'"):
-        parse_envelope(JWS_MEDIA_TYPE, env)
+        parse_envelope(mt.JWS_ENVELOPE, env)
     expiry = _forge_jws(
         pki, {"io.cncf.notary.expiry": "2030-01-01T00:00:00Z", "IO.CNCF.NOTARY.EXPIRY": "x"}
     )
     with pytest.raises(VerificationError, match=r"both set field 'io\.cncf\.notary\.expiry'"):
-        parse_envelope(JWS_MEDIA_TYPE, expiry)
+        parse_envelope(mt.JWS_ENVELOPE, expiry)
 
 
 def test_a_header_key_in_another_case_is_read_as_notation_reads_it(pki: TestPKI) -> None:
     env = _forge_jws(pki, {"alg": None, "ALG": algorithm_for_key(pki.leaf.key).name})
-    assert parse_and_verify(JWS_MEDIA_TYPE, env).algorithm == algorithm_for_key(pki.leaf.key).name
+    assert parse_and_verify(mt.JWS_ENVELOPE, env).algorithm == algorithm_for_key(pki.leaf.key).name
 
 
 def test_envelope_members_differing_in_case_are_refused(pki: TestPKI) -> None:
@@ -513,11 +514,11 @@ def test_envelope_members_differing_in_case_are_refused(pki: TestPKI) -> None:
     other = json.loads(_forge_jws(pki, {"io.cncf.notary.signingTime": "2025-06-02T12:00:00Z"}))
     doc["Protected"] = other["protected"]
     with pytest.raises(VerificationError, match="both set field 'protected'"):
-        parse_envelope(JWS_MEDIA_TYPE, json.dumps(doc).encode())
+        parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
     doc = json.loads(_forge_jws(pki, {}))
     doc["header"]["X5C"] = doc["header"]["x5c"]
     with pytest.raises(VerificationError, match="both set field 'x5c'"):
-        parse_envelope(JWS_MEDIA_TYPE, json.dumps(doc).encode())
+        parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
 
 
 # --- COSE header rules ----------------------------------------------------------------------
@@ -546,7 +547,7 @@ def _forge_cose(pki: TestPKI, changes: dict[str | int, Any]) -> bytes:
 
 
 def test_cose_forged_baseline_is_accepted(pki: TestPKI) -> None:
-    env = parse_and_verify(COSE_MEDIA_TYPE, _forge_cose(pki, {}))
+    env = parse_and_verify(mt.COSE_ENVELOPE, _forge_cose(pki, {}))
     assert env.signing_time == NOW
     assert env.format == "notation/cose"
 
@@ -566,7 +567,7 @@ def test_cose_forged_baseline_is_accepted(pki: TestPKI) -> None:
 )
 def test_cose_header_rules(pki: TestPKI, changes: dict[str | int, Any], message: str) -> None:
     with pytest.raises(VerificationError, match=message):
-        parse_and_verify(COSE_MEDIA_TYPE, _forge_cose(pki, changes))
+        parse_and_verify(mt.COSE_ENVELOPE, _forge_cose(pki, changes))
 
 
 def test_cose_duplicate_protected_key_is_rejected(pki: TestPKI) -> None:
@@ -578,4 +579,4 @@ def test_cose_duplicate_protected_key_is_rejected(pki: TestPKI) -> None:
     dup = bytes([protected[0] + 1]) + protected[1:] + b"\x01\x26"
     data = cbor2.dumps(cbor2.CBORTag(18, [dup, *message.value[1:]]))
     with pytest.raises(VerificationError, match="Duplicate map key"):
-        parse_envelope(COSE_MEDIA_TYPE, data)
+        parse_envelope(mt.COSE_ENVELOPE, data)

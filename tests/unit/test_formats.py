@@ -322,65 +322,116 @@ def test_sarif_one_result_per_finding_with_rules_per_kind() -> None:
     driver = run[0]["tool"]["driver"]
     assert driver["name"] == "registry-auditor"
     rule_ids = [r["id"] for r in driver["rules"]]
-    assert rule_ids == [k.value for k in FindingKind]
-    assert all(r["shortDescription"]["text"] and r["help"]["text"] for r in driver["rules"])
+    assert rule_ids == [k.value for k in FindingKind if k is not FindingKind.UNCHECKED]
     results = run[0]["results"]
-    findings = [f for t in report.targets for f in t.findings]
-    assert [r["ruleId"] for r in results] == [f.kind for f in findings]
-    assert [r["message"]["text"] for r in results] == [f.message for f in findings]
+    # the unreachable target is a notification, not an alert (see the next test)
+    findings = [(t, f) for t in report.targets[:2] for f in t.findings]
+    assert [r["ruleId"] for r in results] == [f.kind for _, f in findings]
+    assert [r["message"]["text"] for r in results] == [
+        f"{t.reference}: {f.message}" for t, f in findings
+    ]
     for r in results:
         assert rule_ids[r["ruleIndex"]] == r["ruleId"]
-    assert [r["level"] for r in results] == ["error", "error", "warning"]
-    uri = results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-    assert uri == f"docker://ghcr.io/acme/app:1.0@{B}"
-    assert results[0]["locations"][0]["logicalLocations"][0] == {
+    assert [r["level"] for r in results] == ["error", "error"]
+    (location,) = results[0]["locations"]
+    assert location["physicalLocation"] == {
+        "artifactLocation": {"uri": "images/ghcr.io/acme/app"},
+        "region": {"startLine": 1},
+    }
+    assert location["logicalLocations"][0] == {
         "name": "linux/arm64/v8",
         "fullyQualifiedName": f"ghcr.io/acme/app:1.0@{B}",
+        "kind": "module",
     }
-    assert results[2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
-        "docker://ghcr.io/acme/gone:3"
+
+
+def test_sarif_unreachable_target_is_a_tool_notification() -> None:
+    """A registry outage must not open (and later close) alerts: it is a notification."""
+    data = sarif_of(sample_report())
+    (invocation,) = data["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is True
+    (note,) = invocation["toolExecutionNotifications"]
+    assert note["level"] == "error"
+    assert note["message"]["text"] == (
+        "ghcr.io/acme/gone:3 could not be checked: registry ghcr.io answered 503 after 4 tries"
     )
-    assert len({r["partialFingerprints"]["registryAuditorFinding/v1"] for r in results}) == 3
+    assert note["descriptor"] == {"id": "unchecked"}
+    assert all(r["ruleId"] != "unchecked" for r in data["runs"][0]["results"])
 
 
-def test_every_finding_kind_has_sarif_help() -> None:
-    assert set(sarif.RULES) == set(FindingKind)
-
-
-@pytest.mark.parametrize(
-    ("reference", "digest", "uri"),
-    [
-        (
-            "127.0.0.1:5000/team/app:1",
-            "sha256:" + "a" * 64,
-            "docker://127.0.0.1:5000/team/app:1@sha256:" + "a" * 64,
-        ),
-        ("alpine", None, "docker://docker.io/library/alpine"),
-        (
-            "oci-layout:/tmp/my layout:v1",
-            "sha256:" + "b" * 64,
-            "oci-layout:/tmp/my%20layout:v1@sha256:" + "b" * 64,
-        ),
-        ("not a reference!", "sha256:" + "c" * 64, "not%20a%20reference%21@sha256%3A" + "c" * 64),
-    ],
-)
-def test_artifact_uri_is_a_valid_uri(reference: str, digest: str | None, uri: str) -> None:
-    got = sarif.artifact_uri(reference, digest)
-    assert got == uri
-    assert " " not in got
-    parts = urlsplit(got)
-    if parts.scheme == "docker":
-        assert parts.netloc in ("127.0.0.1:5000", "docker.io")
-
-
-def test_sarif_reports_a_failed_target_without_findings() -> None:
+def test_sarif_execution_unsuccessful_when_nothing_was_checked() -> None:
     bare = TargetResult("ghcr.io/acme/x:1", None, None, TargetStatus.ERROR, error="timed out")
     data = sarif_of(AuditReport(WHEN, (bare,)))
     jsonschema.Draft4Validator(SCHEMA).validate(data)
-    results = data["runs"][0]["results"]
-    assert [(r["ruleId"], r["message"]["text"]) for r in results] == [
-        ("unchecked", "ghcr.io/acme/x:1 could not be checked: timed out")
+    run = data["runs"][0]
+    assert run["results"] == []
+    (invocation,) = run["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert [n["message"]["text"] for n in invocation["toolExecutionNotifications"]] == [
+        "ghcr.io/acme/x:1 could not be checked: timed out"
     ]
+
+
+def test_every_finding_kind_has_sarif_help() -> None:
+    assert set(sarif.RULES) | {FindingKind.UNCHECKED} == set(FindingKind)
+    for text in sarif.RULES.values():
+        assert text.full != text.short
+        assert "**Fix:**" in text.help
+
+
+@pytest.mark.parametrize(
+    ("reference", "workspace", "uri"),
+    [
+        ("127.0.0.1:5000/team/app:1", None, "images/127.0.0.1:5000/team/app"),
+        ("[::1]:5000/team/app@sha256:" + "a" * 64, None, "images/%5B::1%5D:5000/team/app"),
+        ("alpine", None, "images/docker.io/library/alpine"),
+        ("oci-layout:/tmp/my layout:v1", None, "layouts/my%20layout"),
+        ("oci-layout:/work/repo/build/img:v1", "/work/repo", "build/img"),
+        ("oci-layout:/elsewhere/img:v1", "/work/repo", "layouts/img"),
+        ("oci-layout:./build/img:v1", "/work/repo", "build/img"),
+        ("oci-layout:../outside/img", "/work/repo", "layouts/img"),
+        ("not a reference!", None, "images/unparsed/not%20a%20reference%21"),
+    ],
+)
+def test_artifact_uri_is_relative(reference: str, workspace: str | None, uri: str) -> None:
+    got = sarif.artifact_uri(reference, workspace)
+    assert got == uri
+    assert not urlsplit(got).scheme
+    assert not got.startswith("/")
+    assert " " not in got
+
+
+def test_fingerprint_survives_a_rebuild_but_not_a_new_tag() -> None:
+    """Same gap in a rebuilt image (new digests) = same alert; another tag = another alert."""
+    first = sample_report().targets[0]
+    finding = first.findings[0]
+    uri = sarif.artifact_uri(first.reference)
+    rebuilt = replace(first, digest=dg("rebuilt"))
+    moved = replace(finding, node=dg("rebuilt-arm64"))
+    assert sarif.primary_location_hash(first, finding, uri) == sarif.primary_location_hash(
+        rebuilt, moved, uri
+    )
+    other_tag = replace(first, reference="ghcr.io/acme/app:2.0")
+    assert sarif.primary_location_hash(first, finding, uri) != sarif.primary_location_hash(
+        other_tag, finding, uri
+    )
+
+
+def test_sarif_category_names_the_analysis() -> None:
+    data = json.loads(sarif.render(sample_report(), category="prod-registry/"))
+    assert data["runs"][0]["automationDetails"]["id"] == "prod-registry/2025-03-01T12:30:05Z"
+    default = sarif_of(sample_report())["runs"][0]["automationDetails"]["id"]
+    assert default == "registry-auditor/2025-03-01T12:30:05Z"
+
+
+def test_sarif_results_capped_at_githubs_limit_with_a_notification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sarif, "MAX_RESULTS", 0)
+    run = sarif_of(sample_report())["runs"][0]
+    assert run["results"] == []
+    texts = [n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"]]
+    assert any(t.startswith("2 more findings left out") for t in texts)
 
 
 def test_sarif_unknown_finding_kind_gets_its_own_rule() -> None:

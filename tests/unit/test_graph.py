@@ -6,12 +6,14 @@ import json
 from typing import Any
 
 from auditor.model import Descriptor, NodeKind, OtherReferrer, Platform
+from auditor.notary.format import is_notation_signature
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest
-from auditor.oci.graph import GraphLimits, build_graph, split_referrers
+from auditor.oci.graph import GraphLimits, split_referrers
 from auditor.oci.manifest import parse_manifest
 from auditor.oci.snapshot import Snapshot
 from auditor.source import FetchedManifest
+from tests.support.graphs import notation_graph
 
 CONFIG = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "", "size": 2}
 
@@ -95,7 +97,7 @@ def test_buildx_shape_platforms_and_attestations() -> None:
             ]
         )
     )
-    graph = build_graph(_snapshot(index, amd, arm, att_amd, att_arm), "example:v1")
+    graph = notation_graph(_snapshot(index, amd, arm, att_amd, att_arm), "example:v1")
     root = index.descriptor.digest
     assert graph.reference == "example:v1"
     assert graph.root == root
@@ -122,7 +124,7 @@ def test_single_manifest_root_with_signatures_split_and_sorted() -> None:
     legacy = _sig("legacy", None)
     cosign = _sig("cosign", "application/vnd.dev.cosign.artifact.sig.v1+json")
     referrers = (sig_b, cosign, sig_a, sig_b, legacy)
-    graph = build_graph(
+    graph = notation_graph(
         _snapshot(image, referrers={image.descriptor.digest: referrers}), "example:v1"
     )
     (node,) = graph.nodes
@@ -138,7 +140,7 @@ def test_single_manifest_root_with_signatures_split_and_sorted() -> None:
 
 def test_split_prefers_the_descriptor_that_knows_its_artifact_type() -> None:
     untyped, typed = _sig("x", None), _sig("x")
-    signatures, others = split_referrers([untyped, typed])
+    signatures, others = split_referrers([untyped, typed], is_notation_signature)
     assert signatures == (typed,)
     assert others == ()
 
@@ -147,7 +149,7 @@ def test_docker_manifest_list_and_nested_index_inherit_platform() -> None:
     leaf = _fetched(_image("leaf"))
     inner = _fetched(_index([_entry(leaf)]))
     outer = _fetched(_index([_entry(inner, "linux/arm64/v8")], mt.DOCKER_MANIFEST_LIST))
-    graph = build_graph(_snapshot(outer, inner, leaf), "example:v1")
+    graph = notation_graph(_snapshot(outer, inner, leaf), "example:v1")
     kinds = [(n.kind, str(n.platform) if n.platform else None, n.depth) for n in graph.nodes]
     assert kinds == [
         (NodeKind.INDEX, None, 0),
@@ -162,7 +164,7 @@ def test_shared_child_appears_once_where_first_reached() -> None:
     leaf = _fetched(_image("shared"))
     inner = _fetched(_index([_entry(leaf, "linux/amd64")]))
     root = _fetched(_index([_entry(inner), _entry(leaf, "linux/amd64"), _entry(leaf)]))
-    graph = build_graph(_snapshot(root, inner, leaf), "example:v1")
+    graph = notation_graph(_snapshot(root, inner, leaf), "example:v1")
     assert [n.digest for n in graph.nodes] == [
         root.descriptor.digest,
         inner.descriptor.digest,
@@ -179,7 +181,7 @@ def test_unfetched_child_is_an_error_node_with_its_recorded_reason() -> None:
     nested_gone = {"mediaType": mt.OCI_INDEX, "digest": _digest("gone index"), "size": 5}
     root = _fetched(_index([_entry(ok, "linux/amd64"), gone, nested_gone]))
     reason = f"oci-layout:/x: manifest {gone_digest} not found in blobs/"
-    graph = build_graph(_snapshot(root, ok, errors={gone_digest: (reason,)}), "example:v1")
+    graph = notation_graph(_snapshot(root, ok, errors={gone_digest: (reason,)}), "example:v1")
     by = {n.digest: n for n in graph.nodes}
     assert by[gone_digest].error == reason
     assert by[gone_digest].kind is NodeKind.PLATFORM
@@ -192,7 +194,7 @@ def test_unfetched_child_is_an_error_node_with_its_recorded_reason() -> None:
 def test_index_listing_itself_is_a_cycle_error() -> None:
     me = _digest("self")
     doc = _index([{"mediaType": mt.OCI_INDEX, "digest": me, "size": 1}])
-    graph = build_graph(_snapshot(_fetched(doc, digest=me)), "example:v1")
+    graph = notation_graph(_snapshot(_fetched(doc, digest=me)), "example:v1")
     (node,) = graph.nodes
     assert node.error == f"index {me} lists {me}, which leads back to it (cycle); not followed"
 
@@ -201,7 +203,7 @@ def test_two_indexes_listing_each_other_is_a_cycle_error() -> None:
     a, b = _digest("a"), _digest("b")
     index_a = _fetched(_index([{"mediaType": mt.OCI_INDEX, "digest": b, "size": 1}]), digest=a)
     index_b = _fetched(_index([{"mediaType": mt.OCI_INDEX, "digest": a, "size": 1}]), digest=b)
-    graph = build_graph(_snapshot(index_a, index_b), "example:v1")
+    graph = notation_graph(_snapshot(index_a, index_b), "example:v1")
     assert [n.digest for n in graph.nodes] == [a, b]
     assert graph.nodes[0].error is None
     assert graph.nodes[1].error is not None
@@ -220,14 +222,14 @@ def _chain(levels: int) -> tuple[list[FetchedManifest], FetchedManifest]:
 
 def test_eight_index_levels_are_fine_nine_are_an_error() -> None:
     indexes, leaf = _chain(8)
-    graph = build_graph(_snapshot(indexes[0], *indexes[1:], leaf), "example:v1")
+    graph = notation_graph(_snapshot(indexes[0], *indexes[1:], leaf), "example:v1")
     assert len(graph.nodes) == 9
     assert graph.nodes[-1].digest == leaf.descriptor.digest
     assert graph.nodes[-1].depth == 8
     assert all(n.error is None for n in graph.nodes)
 
     indexes, leaf = _chain(9)
-    graph = build_graph(_snapshot(indexes[0], *indexes[1:], leaf), "example:v1")
+    graph = notation_graph(_snapshot(indexes[0], *indexes[1:], leaf), "example:v1")
     assert len(graph.nodes) == 9  # the ninth index is there, its child is not read
     deepest = graph.nodes[-1]
     assert deepest.depth == 8
@@ -250,12 +252,12 @@ def _wide(count: int) -> FetchedManifest:
 
 def test_more_than_1000_children_is_an_error_on_the_index() -> None:
     root = _wide(1001)
-    graph = build_graph(_snapshot(root), "example:v1")
+    graph = notation_graph(_snapshot(root), "example:v1")
     (node,) = graph.nodes
     assert node.error == (
         f"index {node.digest} lists 1001 manifests, more than the limit of 1000; children not read"
     )
-    graph = build_graph(_snapshot(_wide(1000)), "example:v1")
+    graph = notation_graph(_snapshot(_wide(1000)), "example:v1")
     assert len(graph.nodes) == 1001
     assert graph.nodes[0].error is None
 
@@ -263,14 +265,15 @@ def test_more_than_1000_children_is_an_error_on_the_index() -> None:
 def test_more_than_1000_referrers_is_an_error_on_the_node() -> None:
     image = _fetched(_image("popular"))
     many = tuple(_sig(f"s{i}") for i in range(1001))
-    graph = build_graph(_snapshot(image, referrers={image.descriptor.digest: many}), "example:v1")
+    snapshot = _snapshot(image, referrers={image.descriptor.digest: many})
+    graph = notation_graph(snapshot, "example:v1")
     (node,) = graph.nodes
     assert node.signatures == ()
     assert node.error == (
         f"manifest {node.digest} has 1001 referrers, more than the limit of 1000; "
         "referrers not read"
     )
-    graph = build_graph(
+    graph = notation_graph(
         _snapshot(image, referrers={image.descriptor.digest: many[:1000]}), "example:v1"
     )
     assert len(graph.nodes[0].signatures) == 1000
@@ -284,7 +287,7 @@ def test_custom_limits_and_crawl_messages_are_not_duplicated() -> None:
         "children not read"
     )
     snapshot = _snapshot(root, errors={root.descriptor.digest: (message,)})
-    graph = build_graph(snapshot, "example:v1", GraphLimits(max_children=2))
+    graph = notation_graph(snapshot, "example:v1", GraphLimits(max_children=2))
     assert graph.nodes[0].error == message
 
 
@@ -306,7 +309,7 @@ def test_attestation_annotation_alone_does_not_hide_a_platform_image() -> None:
             ]
         )
     )
-    graph = build_graph(_snapshot(root, real, disguised, bare), "example:v1")
+    graph = notation_graph(_snapshot(root, real, disguised, bare), "example:v1")
     kinds = {n.digest: n.kind for n in graph.nodes}
     assert kinds[real.descriptor.digest] is NodeKind.ATTESTATION
     assert kinds[disguised.descriptor.digest] is NodeKind.PLATFORM

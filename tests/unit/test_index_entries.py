@@ -23,10 +23,11 @@ from auditor.model import (
 )
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest
-from auditor.oci.graph import GraphLimits, build_graph
+from auditor.oci.graph import GraphLimits
 from auditor.oci.manifest import parse_manifest
 from auditor.oci.snapshot import Snapshot
 from auditor.source import FetchedManifest
+from tests.support.graphs import notation_graph
 
 ATTESTATION = {
     mt.ANNOTATION_REFERENCE_TYPE: mt.ATTESTATION_MANIFEST,
@@ -78,7 +79,7 @@ def audit(
     rule: CoverageRule,
 ) -> TargetResult:
     manifests = {m.descriptor.digest: m for m in (root, *others)}
-    graph = build_graph(Snapshot("x:v1", root.descriptor.digest, manifests), "x:v1")
+    graph = notation_graph(Snapshot("x:v1", root.descriptor.digest, manifests), "x:v1")
     results = {
         d: [SignatureResult("sha256:" + "9" * 64, "notation/jws", SignatureStatus.VALID, "ok")]
         for d in signed
@@ -98,7 +99,7 @@ def test_attestation_entry_does_not_hide_the_same_digest_listed_as_a_platform() 
     root = index(
         entry(x, "unknown/unknown", ATTESTATION), entry(y, "linux/arm64"), entry(x, "linux/amd64")
     )
-    graph = build_graph(
+    graph = notation_graph(
         Snapshot("x:v1", root.descriptor.digest, {m.descriptor.digest: m for m in (root, x, y)}),
         "x:v1",
     )
@@ -182,7 +183,9 @@ def test_shared_children_in_a_deep_dag_are_evaluated_once() -> None:
         everything.extend(level)
     root = index(*(entry(child, None) for child in level))
     manifests = {m.descriptor.digest: m for m in (root, *everything)}
-    graph = build_graph(Snapshot("x:v1", root.descriptor.digest, manifests), "x:v1", GraphLimits())
+    graph = notation_graph(
+        Snapshot("x:v1", root.descriptor.digest, manifests), "x:v1", GraphLimits()
+    )
     assert len(graph.nodes) == 1 + 7 * 12 + 1
     target = evaluate_target("x:v1", graph, {}, CoverageRule(require=Require.EITHER))
     assert target.status.value == "noncompliant"

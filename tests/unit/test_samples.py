@@ -13,7 +13,6 @@ from auditor.layout.reader import OciLayoutSource
 from auditor.model import NodeKind
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
-from auditor.oci.graph import build_graph
 from auditor.oci.manifest import ImageIndex, ImageManifest
 from devkit.samples import (
     IN_TOTO,
@@ -24,6 +23,7 @@ from devkit.samples import (
     attach_referrer,
     write_sample_layout,
 )
+from tests.support.graphs import notation_graph
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -64,7 +64,8 @@ def test_every_blob_matches_its_name_and_layers_match_diff_ids(tmp_path: Path) -
         with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
             member = archive.extractfile("hello.txt")
             assert member is not None
-            assert member.read() == f"hello from sample on {text}\n".encode()
+            assert member.read() == f"hello from sample on {text}\n".encode(
+)
 
 
 def test_attestation_is_buildx_shaped(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ async def _graph(
     sample: SampleLayout, tag: str
 ) -> list[tuple[str, NodeKind, str | None, str | None]]:
     source = OciLayoutSource(sample.path)
-    graph = build_graph(await crawl(source, "", tag, display=tag), tag)
+    graph = notation_graph(await crawl(source, "", tag, display=tag), tag)
     assert all(n.error is None for n in graph.nodes)
     return [
         (n.digest, n.kind, str(n.platform) if n.platform else None, n.parent) for n in graph.nodes
@@ -167,7 +168,7 @@ async def test_attach_referrer_maintains_fallback_tag_like_notation(tmp_path: Pa
         layer=b"\xd2",
     )
     assert _files(tmp_path) == before
-    graph = build_graph(await crawl(source, "", TAG, display=TAG), TAG)
+    graph = notation_graph(await crawl(source, "", TAG, display=TAG), TAG)
     assert [sig.digest for sig in graph.node(amd64.digest).signatures] == sorted(
         [notation_style.digest, oci11_style.digest]
     )

@@ -18,9 +18,10 @@ from auditor.errors import SigningError, VerificationError
 from auditor.model import Descriptor
 from auditor.notary import jws
 from auditor.notary.crypto import verify_integrity
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.envelope import parse_envelope
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.notary.types import SigningScheme, TargetArtifact
+from auditor.oci import mediatypes as mt
 from devkit.testpki import KEY_TYPES, TestPKI, make_pki
 from tests.support.paths import FIXTURES
 
@@ -28,7 +29,7 @@ NOW = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SUBJECT = Descriptor(
     "application/vnd.oci.image.manifest.v1+json", "sha256:" + "cd" * 32, 517, {"purpose": "e2e"}
 )
-SIGNERS = [(sign_jws, JWS_MEDIA_TYPE), (sign_cose, COSE_MEDIA_TYPE)]
+SIGNERS = [(sign_jws, mt.JWS_ENVELOPE), (sign_cose, mt.COSE_ENVELOPE)]
 EXPECTED_ALG = {
     "rsa2048": "PS256",
     "rsa3072": "PS384",
@@ -110,7 +111,7 @@ def test_flipping_a_payload_byte_on_the_wire_fails(pki: TestPKI) -> None:
     data = sign_cose(SUBJECT, pki.leaf.key, pki.chain, signing_time=NOW)
     index = data.index(b'"size":517')
     tampered = data[:index] + b'"size":518' + data[index + len(b'"size":517') :]
-    env = parse_envelope(COSE_MEDIA_TYPE, tampered)
+    env = parse_envelope(mt.COSE_ENVELOPE, tampered)
     assert env.target.size == 518
     with pytest.raises(VerificationError, match="does not verify"):
         verify_integrity(env)
@@ -149,7 +150,7 @@ def test_cose_shape_matches_notation(pki: TestPKI) -> None:
 
 def test_signature_manifest_matches_notation_shape(pki: TestPKI) -> None:
     envelope = sign_jws(SUBJECT, pki.leaf.key, pki.chain, signing_time=NOW)
-    body, blobs = signature_manifest(SUBJECT, envelope, JWS_MEDIA_TYPE, created=NOW)
+    body, blobs = signature_manifest(SUBJECT, envelope, mt.JWS_ENVELOPE, created=NOW)
     ours = json.loads(body)
     layout = FIXTURES / "notation-e2e/registry/oci_layout/e2e-valid-signature/blobs/sha256"
     theirs = json.loads(
@@ -160,7 +161,7 @@ def test_signature_manifest_matches_notation_shape(pki: TestPKI) -> None:
     assert list(ours["annotations"]) == list(theirs["annotations"])
     assert ours["layers"] == [
         {
-            "mediaType": JWS_MEDIA_TYPE,
+            "mediaType": mt.JWS_ENVELOPE,
             "digest": "sha256:" + hashlib.sha256(envelope).hexdigest(),
             "size": len(envelope),
         }
@@ -181,7 +182,7 @@ def test_signature_manifest_matches_notation_shape(pki: TestPKI) -> None:
 
 def test_signature_manifest_refuses_an_invalid_envelope() -> None:
     with pytest.raises(SigningError, match="cannot attach an invalid envelope"):
-        signature_manifest(SUBJECT, b"invalid signature\n", JWS_MEDIA_TYPE)
+        signature_manifest(SUBJECT, b"invalid signature\n", mt.JWS_ENVELOPE)
 
 
 def test_signing_refuses_bad_inputs(pki: TestPKI) -> None:
@@ -230,6 +231,6 @@ def test_expired_leaf_still_has_integrity() -> None:
         slot=3,
     )
     data = sign_jws(SUBJECT, old.leaf.key, old.chain, signing_time=datetime(2020, 1, 1, tzinfo=UTC))
-    env = parse_envelope(JWS_MEDIA_TYPE, data)
+    env = parse_envelope(mt.JWS_ENVELOPE, data)
     verify_integrity(env)
     assert env.certificate_chain[0].not_valid_after_utc < datetime.now(UTC)

@@ -16,9 +16,10 @@ import pytest
 from cryptography import x509
 
 from auditor.errors import VerificationError
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from auditor.notary.envelope import parse_envelope
 from auditor.notary.timestamp import check_chain_covers, verify_timestamp
 from auditor.notary.types import Envelope, SigningScheme
+from auditor.oci import mediatypes as mt
 from tests.support.paths import FIXTURES
 
 VERIFIER = FIXTURES / "notation-go" / "verifier"
@@ -50,7 +51,7 @@ def digicert() -> list[x509.Certificate]:
 
 def envelope(path: Path) -> Envelope:
     data = path.read_bytes()
-    return parse_envelope(JWS_MEDIA_TYPE if data[:1] == b"{" else COSE_MEDIA_TYPE, data)
+    return parse_envelope(mt.JWS_ENVELOPE if data[:1] == b"{" else mt.COSE_ENVELOPE, data)
 
 
 def with_token(token_file: str, signature: bytes) -> Envelope:
@@ -190,7 +191,7 @@ def test_timestamp_is_ignored_for_signing_authority(globalsign: list[x509.Certif
 
 def _e2e_envelope(layout: str, blob: str) -> Envelope:
     path = E2E / "registry/oci_layout" / layout / "blobs/sha256" / blob
-    return parse_envelope(JWS_MEDIA_TYPE, path.read_bytes())
+    return parse_envelope(mt.JWS_ENVELOPE, path.read_bytes())
 
 
 def _staged_tsa_roots() -> list[x509.Certificate]:

@@ -12,13 +12,13 @@ import pytest
 
 from auditor.errors import ConfigError
 from auditor.model import Descriptor, NodeStatus, SignatureResult, SignatureStatus
-from auditor.notary.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.sign import sign_cose, sign_jws, signature_manifest
 from auditor.notary.trustconfig import load_trust_config
 from auditor.notary.trustpolicy import LEVEL_ACTIONS, Action, Level, parse_trust_policy
 from auditor.notary.types import SigningScheme, Validation
 from auditor.notary.verifier import Verifier
+from auditor.oci import mediatypes as mt
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from devkit.testpki import TestPKI, make_pki
 from tests.support.nodes import status_of
@@ -66,10 +66,10 @@ def _signed(
     target: Descriptor = SUBJECT,
     expiry: datetime | None = None,
     signing_time: datetime = NOW,
-    media_type: str = JWS_MEDIA_TYPE,
+    media_type: str = mt.JWS_ENVELOPE,
     scheme: SigningScheme = SigningScheme.X509,
 ) -> tuple[ImageManifest, bytes]:
-    sign = sign_jws if media_type == JWS_MEDIA_TYPE else sign_cose
+    sign = sign_jws if media_type == mt.JWS_ENVELOPE else sign_cose
     envelope = sign(
         target,
         pki.leaf.key,
@@ -146,7 +146,7 @@ def test_invalid_signature_has_no_valid_until(store: Path, pki: TestPKI) -> None
 
 
 def test_valid_cose_signature(store: Path, pki: TestPKI) -> None:
-    result = _verify(_policy(), store, _signed(pki, media_type=COSE_MEDIA_TYPE))
+    result = _verify(_policy(), store, _signed(pki, media_type=mt.COSE_ENVELOPE))
     assert result.status is SignatureStatus.VALID, result.reason
     assert result.format == "notation/cose"
 

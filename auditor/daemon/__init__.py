@@ -1,0 +1,1 @@
+"""The daemon: `auditor serve` (scheduler, state, metrics, alerts, HTTP)."""

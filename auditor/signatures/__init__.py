@@ -1,0 +1,1 @@
+"""Signature formats plug in here: the interface the orchestrator and the graph know them by."""
