@@ -148,6 +148,11 @@ class App:
             progress=progress,
         )
 
+    @property
+    def verifier(self) -> Verifier | None:
+        """The run's verifier; None when no trust configuration exists anywhere."""
+        return self._verifier
+
     async def __aenter__(self) -> App:
         await self._stack.__aenter__()
         return self

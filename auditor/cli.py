@@ -22,6 +22,7 @@ from auditor.coverage import exit_code
 from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
 from auditor.formats import Format, render
 from auditor.model import AuditReport
+from auditor.signing import entry as signing_commands
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="host/repo[:tag|@digest] or oci-layout:PATH[:tag]; default: the config")
     _add_config(now)
     now.add_argument("--format", choices=[f.value for f in Format], default=None,
-                     help="table (default on a terminal), json or sarif")
+                     help="table (default), json, sarif or html (one self-contained page)")
     now.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
     now.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
     now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(check)
     check.add_argument("--trust-policy", type=Path)
     check.add_argument("--trust-store", type=Path)
+    signing_commands.add_parsers(sub, _Parser)
     return parser
 
 
@@ -132,6 +134,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         if args.command == "audit":
             return _run_audit_now(args, out, err)
+        if args.command == "sign":
+            return signing_commands.run_sign(args, out)
+        if args.command == "keys":
+            return signing_commands.run_keys(args, out)
         return _run_config_check(args, out)
     except (UsageError, ConfigError, InvalidReference) as exc:
         err.write(f"error: {exc}\n")

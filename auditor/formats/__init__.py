@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import assert_never
 
+from auditor.formats import html as html_format
 from auditor.formats import json as json_format
 from auditor.formats import sarif as sarif_format
 from auditor.formats import table as table_format
@@ -19,6 +20,7 @@ class Format(StrEnum):
     TABLE = "table"
     JSON = "json"
     SARIF = "sarif"
+    HTML = "html"
 
 
 def render(
@@ -39,5 +41,7 @@ def render(
             return json_format.render(report)
         case Format.SARIF:
             return sarif_format.render(report, category=category, workspace=workspace)
+        case Format.HTML:
+            return html_format.render(report)
         case _:
             assert_never(fmt)

@@ -52,7 +52,7 @@ def _node(verdict: NodeVerdict) -> dict[str, Any]:
     }
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def finding_dict(finding: Finding) -> dict[str, Any]:
     return {
         "kind": finding.kind,
         "node": finding.node,
@@ -62,14 +62,14 @@ def _finding(finding: Finding) -> dict[str, Any]:
     }
 
 
-def _target(target: TargetResult) -> dict[str, Any]:
+def target_dict(target: TargetResult) -> dict[str, Any]:
     return {
         "reference": target.reference,
         "digest": target.digest,
         "media_type": target.media_type,
         "status": target.status.value,
         "rule": target.rule,
-        "findings": [_finding(f) for f in target.findings],
+        "findings": [finding_dict(f) for f in target.findings],
         "error": target.error,
         "nodes": [_node(n) for n in target.nodes],
     }
@@ -81,7 +81,7 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": rfc3339(report.generated_at),
-        "targets": [_target(t) for t in report.targets],
+        "targets": [target_dict(t) for t in report.targets],
         "summary": {
             "nodes": {status.value: count for status, count in summary.nodes.items()},
             "targets": {status.value: count for status, count in summary.targets.items()},

@@ -171,9 +171,16 @@ def assemble(
     payload: bytes,
     sign: Callable[[bytes], bytes],
     unprotected: Mapping[str | int, Any],
+    countersign: Callable[[bytes], Mapping[str | int, Any]] | None = None,
 ) -> bytes:
-    """Encode, sign and wrap a COSE_Sign1_Tagged envelope."""
+    """Encode, sign and wrap a COSE_Sign1_Tagged envelope.
+
+    ``countersign`` gets the signature and returns more unprotected headers (the timestamp).
+    """
     protected_raw = cbor2.dumps(dict(protected), canonical=True)
     signature = sign(sig_structure(protected_raw, payload))
-    message = [protected_raw, dict(unprotected), payload, signature]
+    header = dict(unprotected)
+    if countersign is not None:
+        header.update(countersign(signature))
+    message = [protected_raw, header, payload, signature]
     return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, message))

@@ -171,17 +171,25 @@ def assemble(
     payload: bytes,
     sign: Callable[[bytes], bytes],
     unprotected: Mapping[str, Any],
+    countersign: Callable[[bytes], Mapping[str, Any]] | None = None,
 ) -> bytes:
-    """Serialize, sign and wrap a flattened JWS JSON envelope (compact, sorted keys)."""
+    """Serialize, sign and wrap a flattened JWS JSON envelope (compact, sorted keys).
+
+    ``countersign`` gets the raw signature and returns more unprotected headers (the RFC 3161
+    timestamp token, which must be over the signature and so can only come after it).
+    """
     protected_b64 = b64url_encode(
         json.dumps(dict(protected), sort_keys=True, separators=(",", ":")).encode("utf-8")
     )
     payload_b64 = b64url_encode(payload)
     signature = sign(f"{protected_b64}.{payload_b64}".encode("ascii"))
+    header = dict(unprotected)
+    if countersign is not None:
+        header.update(countersign(signature))
     doc = {
         "payload": payload_b64,
         "protected": protected_b64,
-        "header": dict(unprotected),
+        "header": header,
         "signature": b64url_encode(signature),
     }
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from auditor.notary.decoded import (
     H_SIGNING_AGENT,
     H_SIGNING_SCHEME,
     H_SIGNING_TIME,
+    H_TIMESTAMP_SIGNATURE,
 )
 from auditor.notary.envelope import parse_envelope
 from auditor.notary.types import SigningScheme
@@ -44,6 +45,10 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
 CREATED_ANNOTATION = "org.opencontainers.image.created"
 _EMPTY_CONFIG = b"{}"
+
+
+Timestamper = Callable[[bytes], bytes]
+"""Raw signature bytes in, an RFC 3161 TimeStampToken (DER) over them out."""
 
 
 class TargetLike(Protocol):
@@ -118,8 +123,13 @@ def sign_jws(
     expiry: datetime | None = None,
     signing_scheme: SigningScheme = SigningScheme.X509,
     signing_agent: str = SIGNING_AGENT,
+    timestamper: Timestamper | None = None,
 ) -> bytes:
-    """A flattened JWS JSON envelope (``application/jose+json``) over the descriptor."""
+    """A flattened JWS JSON envelope (``application/jose+json``) over the descriptor.
+
+    ``timestamper``: countersign the signature (only with the ``notary.x509`` scheme); the
+    token goes into the unprotected header, base64-encoded, as notation puts it.
+    """
     alg, signed_at, until = _prepare(key, chain, signing_time, expiry, signing_scheme)
     crit = [H_SIGNING_SCHEME]
     protected: dict[str, Any] = {
@@ -140,11 +150,13 @@ def sign_jws(
         "x5c": [_b64(c.public_bytes(Encoding.DER)) for c in chain],
         H_SIGNING_AGENT: signing_agent,
     }
+    stamp = _stamper(timestamper, signing_scheme)
     envelope = jws.assemble(
         protected,
         payload_bytes(payload_descriptor),
         lambda data: sign_bytes(key, alg, data),
         unprotected,
+        None if stamp is None else lambda sig: {H_TIMESTAMP_SIGNATURE: _b64(stamp(sig))},
     )
     return _self_check(mt.JWS_ENVELOPE, envelope)
 
@@ -158,8 +170,12 @@ def sign_cose(
     expiry: datetime | None = None,
     signing_scheme: SigningScheme = SigningScheme.X509,
     signing_agent: str = SIGNING_AGENT,
+    timestamper: Timestamper | None = None,
 ) -> bytes:
-    """A COSE_Sign1_Tagged envelope (``application/cose``) over the descriptor."""
+    """A COSE_Sign1_Tagged envelope (``application/cose``) over the descriptor.
+
+    ``timestamper``: as for :func:`sign_jws`; the token is a byte string header.
+    """
     alg, signed_at, until = _prepare(key, chain, signing_time, expiry, signing_scheme)
     crit: list[str | int] = [H_SIGNING_SCHEME]
     protected: dict[str | int, Any] = {
@@ -180,13 +196,21 @@ def sign_cose(
         cose.LABEL_X5CHAIN: [c.public_bytes(Encoding.DER) for c in chain],
         H_SIGNING_AGENT: signing_agent,
     }
+    stamp = _stamper(timestamper, signing_scheme)
     envelope = cose.assemble(
         protected,
         payload_bytes(payload_descriptor),
         lambda data: sign_bytes(key, alg, data),
         unprotected,
+        None if stamp is None else lambda sig: {H_TIMESTAMP_SIGNATURE: stamp(sig)},
     )
     return _self_check(mt.COSE_ENVELOPE, envelope)
+
+
+def _stamper(timestamper: Timestamper | None, scheme: SigningScheme) -> Timestamper | None:
+    if timestamper is not None and scheme is not SigningScheme.X509:
+        raise SigningError(f"timestamps are only used with the {SigningScheme.X509} scheme")
+    return timestamper
 
 
 def _b64(data: bytes) -> str:

@@ -103,6 +103,33 @@ async def push_manifest(
     client: RegistryClient, repository: str, reference: str, raw: bytes, media_type: str
 ) -> str:
     """PUT a manifest by tag or digest; returns its digest, checked against the registry's."""
+    return (await put_manifest(client, repository, reference, raw, media_type)).digest
+
+
+@dataclass(frozen=True)
+class PutManifest:
+    """What a manifest PUT told us: the digest, and whether the registry took the subject.
+
+    ``subject_accepted``: the ``OCI-Subject`` response header (OCI distribution 1.1) says the
+    registry indexed the manifest's ``subject`` in its referrers API, so no fallback tag is
+    needed.
+    """
+
+    digest: str
+    subject_accepted: bool
+
+
+async def put_manifest(
+    client: RegistryClient,
+    repository: str,
+    reference: str,
+    raw: bytes,
+    media_type: str,
+    *,
+    headers: dict[str, str] | None = None,
+    subject: str | None = None,
+) -> PutManifest:
+    """:func:`push_manifest` with the answer's referrers header read (and extra headers sent)."""
     digest = compute_digest(raw)
     what = f"{client.name}/{repository}{'@' if is_valid_digest(reference) else ':'}{reference}"
     if is_valid_digest(reference):
@@ -113,14 +140,15 @@ async def push_manifest(
         scope=_push_scope(repository),
         what=what,
         limit=64 * 1024,
-        headers={"Content-Type": media_type},
+        headers={"Content-Type": media_type, **(headers or {})},
         content=raw,
     )
     raise_for_status(reply, what, expected=(200, 201))
     announced = reply.headers.get("docker-content-digest")
     if announced and announced != digest:
         raise DigestMismatch(f"{what}: registry stored {announced}, we sent {digest}")
-    return digest
+    acknowledged = reply.headers.get("oci-subject")
+    return PutManifest(digest, subject is not None and acknowledged == subject)
 
 
 def fallback_index(referrers: list[Descriptor]) -> bytes:

@@ -9,17 +9,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from auditor.daemon.alerts.diff import Alert, Expiring, Problem, Transition
+from auditor.daemon.alerts.diff import Alert, Expiring, Transition
 from auditor.daemon.alerts.slack import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, slack_message
 from auditor.daemon.alerts.webhook import encode, headers, signature, webhook_payload
+from auditor.model import Finding
 
 AT = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
 RULE = "policy both for 127.0.0.1:5000/*"
 
 
-def _problem(i: int, platform: str = "linux/arm64") -> Problem:
+def _problem(i: int, platform: str = "linux/arm64") -> Finding:
     digest = f"sha256:{i:064x}"
-    return Problem("unsigned-platform", f"{digest} has no Notary signature", RULE, digest, platform)
+    return Finding("unsigned-platform", f"{digest} has no Notary signature", RULE, digest, platform)
 
 
 def _alert(n: int, transition: Transition = Transition.OPENED, target: str = "reg/app:v1") -> Alert:
@@ -75,7 +76,7 @@ def test_slack_header_is_cut_to_its_limit_and_markup_escaped() -> None:
     hostile = "reg/app:<script>&" + "x" * 300
     message = slack_message(_alert(1, target=hostile))
     assert len(message["blocks"][0]["text"]["text"]) <= MAX_HEADER_TEXT
-    problem = Problem(
+    problem = Finding(
         "unsigned-platform",
         "<!channel> & <https://evil|click>",
         RULE,

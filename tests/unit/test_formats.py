@@ -98,7 +98,7 @@ def test_every_format_renders(fmt: Format) -> None:
 
 
 def test_format_values_are_the_cli_words() -> None:
-    assert [f.value for f in Format] == ["table", "json", "sarif"]
+    assert [f.value for f in Format] == ["table", "json", "sarif", "html"]
 
 
 def test_render_refuses_an_unknown_format() -> None:

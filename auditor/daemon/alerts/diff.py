@@ -30,7 +30,15 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from auditor.model import NodeStatus, NodeVerdict, SignatureStatus, TargetResult, TargetStatus
+from auditor.formats.json import finding_dict
+from auditor.model import (
+    Finding,
+    NodeStatus,
+    NodeVerdict,
+    SignatureStatus,
+    TargetResult,
+    TargetStatus,
+)
 
 UNCHECKED = "unchecked"
 
@@ -54,19 +62,9 @@ class AlertSettings:
     error_after: timedelta = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One open finding of a target, as last alerted."""
-
-    kind: str
-    message: str
-    rule: str
-    node: str | None = None
-    platform: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}|{self.node or ''}|{self.platform or ''}"
+def problem_key(finding: Finding) -> str:
+    """A problem's identity across runs: its wording may change, this may not."""
+    return f"{finding.kind}|{finding.node or ''}|{finding.platform or ''}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def _frozen(value: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
 class AlertState:
     """What was last alerted for one target; stored between runs (see to_json/from_json)."""
 
-    problems: Mapping[str, Problem] = field(default_factory=_frozen)
+    problems: Mapping[str, Finding] = field(default_factory=_frozen)
     # Every node's status at the last run that could read the target (for node changes).
     nodes: Mapping[str, str] = field(default_factory=_frozen)
     warned: frozenset[str] = frozenset()
@@ -119,9 +117,9 @@ class Alert:
     at: datetime
     digest: str | None = None
     rule: str | None = None
-    opened: tuple[Problem, ...] = ()
-    still_open: tuple[Problem, ...] = ()
-    resolved: tuple[Problem, ...] = ()
+    opened: tuple[Finding, ...] = ()
+    still_open: tuple[Finding, ...] = ()
+    resolved: tuple[Finding, ...] = ()
     expiring: tuple[Expiring, ...] = ()
     node_changes: tuple[NodeChange, ...] = ()
     error: str | None = None
@@ -143,7 +141,7 @@ def decide(
         return _errors_only(target, state, result, now, settings, error)
 
     unchecked = _unchecked_nodes(result)
-    current = {p.key: p for p in _problems(result)}
+    current = {problem_key(p): p for p in _problems(result)}
     # A problem on a node that could not be checked this time is still open: we do not know.
     carried = {k: p for k, p in state.problems.items() if k not in current and p.node in unchecked}
     current.update(carried)
@@ -202,10 +200,8 @@ def forget(target: str, previous: AlertState | None, now: datetime) -> Alert | N
 # --- the parts --------------------------------------------------------------------------------
 
 
-def _problems(result: TargetResult) -> Iterable[Problem]:
-    for f in result.findings:
-        if f.kind != UNCHECKED:
-            yield Problem(f.kind, f.message, f.rule, f.node, f.platform)
+def _problems(result: TargetResult) -> Iterable[Finding]:
+    return (f for f in result.findings if f.kind != UNCHECKED)
 
 
 def _unchecked_nodes(result: TargetResult) -> set[str | None]:
@@ -260,9 +256,9 @@ def _errors_only(
 
 def _transition(
     state: AlertState,
-    opened: tuple[Problem, ...],
-    resolved: tuple[Problem, ...],
-    current: Mapping[str, Problem],
+    opened: tuple[Finding, ...],
+    resolved: tuple[Finding, ...],
+    current: Mapping[str, Finding],
     expiring: tuple[Expiring, ...],
     now: datetime,
     settings: AlertSettings,
@@ -346,16 +342,7 @@ def state_to_json(state: AlertState) -> dict[str, Any]:
 
     return {
         "version": 1,
-        "problems": [
-            {
-                "kind": p.kind,
-                "message": p.message,
-                "rule": p.rule,
-                "node": p.node,
-                "platform": p.platform,
-            }
-            for p in state.problems.values()
-        ],
+        "problems": [finding_dict(p) for p in state.problems.values()],
         "nodes": dict(state.nodes),
         "warned": sorted(state.warned),
         "last_sent": when(state.last_sent),
@@ -370,18 +357,10 @@ def state_from_json(data: Mapping[str, Any]) -> AlertState:
     def when(value: object) -> datetime | None:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
 
-    problems = [
-        Problem(
-            str(p["kind"]),
-            str(p["message"]),
-            str(p["rule"]),
-            p.get("node"),
-            p.get("platform"),
-        )
-        for p in data.get("problems", [])
-    ]
+    fields = ("kind", "message", "rule", "node", "platform")
+    problems = [Finding(**{k: p.get(k) for k in fields}) for p in data.get("problems", [])]
     return AlertState(
-        problems=_frozen({p.key: p for p in problems}),
+        problems=_frozen({problem_key(p): p for p in problems}),
         nodes=_frozen({str(k): str(v) for k, v in dict(data.get("nodes", {})).items()}),
         warned=frozenset(str(w) for w in data.get("warned", [])),
         last_sent=when(data.get("last_sent")),

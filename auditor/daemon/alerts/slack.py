@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from auditor.daemon.alerts.diff import Alert, Expiring, Problem, Transition
+from auditor.daemon.alerts.diff import Alert, Expiring, Transition
+from auditor.model import Finding
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -38,7 +39,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _problem_line(p: Problem) -> str:
+def _problem_line(p: Finding) -> str:
     where = escape(p.platform) if p.platform else "image"
     digest = f" `{escape(p.node)}`" if p.node else ""
     return f"• *{where}*{digest} {escape(p.kind)}: {escape(p.message)}"

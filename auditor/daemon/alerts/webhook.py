@@ -13,9 +13,8 @@ Schema (``schema_version`` 1; fields are only ever added within a version)::
      "expiring": [{"node", "kind", "platform", "valid_until"}],
      "node_changes": [{"node", "platform", "before", "after"}],
      "error", "error_since",
-     "report": null | {"status", "nodes": [{"digest", "kind", "platform", "status",
-                                            "required", "reason"}]}}
-    F = {"kind", "node", "platform", "message", "rule"}
+     "report": null | the target as in the JSON report (``auditor audit now --format json``)}
+    F = a finding as in the JSON report: {"kind", "node", "platform", "rule", "message"}
 """
 
 from __future__ import annotations
@@ -26,7 +25,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from auditor.daemon.alerts.diff import Alert, Problem
+from auditor.daemon.alerts.diff import Alert
+from auditor.formats.common import rfc3339
+from auditor.formats.json import finding_dict, target_dict
 from auditor.model import TargetResult
 
 SCHEMA_VERSION = 1
@@ -35,34 +36,7 @@ DELIVERY_HEADER = "X-Auditor-Delivery"
 
 
 def _when(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _finding(p: Problem) -> dict[str, Any]:
-    return {
-        "kind": p.kind,
-        "node": p.node,
-        "platform": p.platform,
-        "message": p.message,
-        "rule": p.rule,
-    }
-
-
-def _excerpt(result: TargetResult) -> dict[str, Any]:
-    return {
-        "status": result.status.value,
-        "nodes": [
-            {
-                "digest": v.node.digest,
-                "kind": v.node.kind.value,
-                "platform": str(v.node.platform) if v.node.platform else None,
-                "status": v.status.value,
-                "required": v.required,
-                "reason": v.reason,
-            }
-            for v in result.nodes
-        ],
-    }
+    return rfc3339(value) if value else None
 
 
 def webhook_payload(
@@ -77,9 +51,9 @@ def webhook_payload(
         "transition": alert.transition.value,
         "rule": alert.rule,
         "findings": {
-            "opened": [_finding(p) for p in alert.opened],
-            "still_open": [_finding(p) for p in alert.still_open],
-            "resolved": [_finding(p) for p in alert.resolved],
+            "opened": [finding_dict(p) for p in alert.opened],
+            "still_open": [finding_dict(p) for p in alert.still_open],
+            "resolved": [finding_dict(p) for p in alert.resolved],
         },
         "expiring": [
             {
@@ -96,7 +70,7 @@ def webhook_payload(
         ],
         "error": alert.error,
         "error_since": _when(alert.error_since),
-        "report": _excerpt(result) if result is not None else None,
+        "report": target_dict(result) if result is not None else None,
     }
 
 
