@@ -7,6 +7,7 @@ environment variables, which are read at load time and held as ``SecretStr``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -185,6 +186,69 @@ class CoverageRuleConfig(_Strict):
         )
 
 
+class KeylessConfig(_Strict):
+    """A keyless (Fulcio) identity: SAN and OIDC issuer, each exact or regexp (as cosign's
+    ``--certificate-identity(-regexp)`` and ``--certificate-oidc-issuer(-regexp)``), plus
+    optional exact GitHub workflow claims."""
+
+    identity: str | None = Field(default=None, min_length=1)
+    identity_regexp: str | None = Field(default=None, min_length=1)
+    issuer: str | None = Field(default=None, min_length=1)
+    issuer_regexp: str | None = Field(default=None, min_length=1)
+    github_workflow_trigger: str | None = None
+    github_workflow_sha: str | None = None
+    github_workflow_name: str | None = None
+    github_workflow_repository: str | None = None
+    github_workflow_ref: str | None = None
+
+    @model_validator(mode="after")
+    def _one_each(self) -> KeylessConfig:
+        for name in ("identity", "issuer"):
+            given = [getattr(self, name), getattr(self, f"{name}_regexp")]
+            if sum(v is not None for v in given) != 1:
+                raise ValueError(f"give exactly one of {name} or {name}_regexp")
+        for name in ("identity_regexp", "issuer_regexp"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{name} {pattern!r} does not compile: {exc}") from None
+        return self
+
+
+class CosignRuleConfig(_Strict):
+    """One ``cosign.rules`` entry: scopes, and keyless or key (never both)."""
+
+    name: str | None = None
+    scopes: list[str] = Field(min_length=1)
+    keyless: KeylessConfig | None = None
+    key: Path | list[Path] | None = None
+    ignore_tlog: bool = False
+
+    @model_validator(mode="after")
+    def _keyless_or_key(self) -> CosignRuleConfig:
+        if (self.keyless is None) == (self.key is None):
+            raise ValueError("give keyless or key, exactly one")
+        if isinstance(self.key, list) and not self.key:
+            raise ValueError("key: give at least one public key file")
+        return self
+
+    @property
+    def key_paths(self) -> list[Path]:
+        if self.key is None:
+            return []
+        return list(self.key) if isinstance(self.key, list) else [self.key]
+
+
+class CosignConfig(_Strict):
+    """cosign / sigstore trust; ``trusted_root`` defaults to the public-good root shipped in
+    the sigstore package (never fetched during an audit)."""
+
+    trusted_root: Path | None = None
+    rules: list[CosignRuleConfig] = Field(min_length=1)
+
+
 class LimitsConfig(_Strict):
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_envelope_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -200,6 +264,7 @@ class AuditorConfig(_Strict):
     registries: list[RegistryConfig] = Field(default_factory=list)
     layouts: list[LayoutConfig] = Field(default_factory=list)
     trust: TrustConfig | None = None
+    cosign: CosignConfig | None = None
     coverage: list[CoverageRuleConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
@@ -298,6 +363,21 @@ def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
                 "revocation_cache": fix(trust.revocation_cache),
             }
         )
+    cosign = config.cosign
+    if cosign is not None:
+        rules = [
+            rule.model_copy(
+                update={
+                    "key": [fix(p) for p in rule.key]
+                    if isinstance(rule.key, list)
+                    else fix(rule.key)
+                }
+            )
+            for rule in cosign.rules
+        ]
+        cosign = cosign.model_copy(
+            update={"trusted_root": fix(cosign.trusted_root), "rules": rules}
+        )
     layouts = [lay.model_copy(update={"path": fix(lay.path)}) for lay in config.layouts]
     registries = []
     for reg in config.registries:
@@ -307,7 +387,9 @@ def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
                 update={"docker_config": fix(reg.auth.docker_config)}
             )
         registries.append(reg.model_copy(update=update))
-    return config.model_copy(update={"trust": trust, "layouts": layouts, "registries": registries})
+    return config.model_copy(
+        update={"trust": trust, "cosign": cosign, "layouts": layouts, "registries": registries}
+    )
 
 
 def environment() -> Mapping[str, str]:

@@ -47,9 +47,7 @@ _FOLDS_TO_ASCII = {"\u212a": "K", "\u017f": "S", "\u0130": "I", "\u0131": "I"}
 
 def go_fold(name: str) -> str:
     """Go's folded form of a key, as far as it matters for matching ASCII field names."""
-    return "".join(
-        _FOLDS_TO_ASCII.get(c, c.upper() if c.isascii() else c) for c in name
-    )
+    return "".join(_FOLDS_TO_ASCII.get(c, c.upper() if c.isascii() else c) for c in name)
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,6 +56,19 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         if key in out:
             raise _Refused(f"duplicate key {key!r} in one object")
         out[key] = value
+    return out
+
+
+def _pairs_no_case_twins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = _pairs(pairs)
+    folded: dict[str, str] = {}
+    for key in out:
+        for form in {go_fold(key), key.casefold()}:
+            twin = folded.setdefault(form, key)
+            if twin != key:
+                raise _Refused(
+                    f"duplicate key {key!r} ({twin!r} differs only in case; Go reads either)"
+                )
     return out
 
 
@@ -76,8 +87,13 @@ class _Refused(ValueError):
     """Internal: raised from inside the json module's hooks, turned into MalformedContent."""
 
 
-def loads(data: bytes | str, what: str) -> Any:
-    """Parse one JSON document strictly (see the module docstring); ``what`` names it in errors."""
+def loads(data: bytes | str, what: str, *, case_twins: bool = False) -> Any:
+    """Parse one JSON document strictly (see the module docstring); ``what`` names it in errors.
+
+    ``case_twins=True`` refuses, in every object, two keys that differ only in case, maps
+    included: for documents read field by field with exact keys (cosign's), where no map key
+    may legitimately differ from another only in case.
+    """
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -87,7 +103,10 @@ def loads(data: bytes | str, what: str) -> Any:
         text = data
     try:
         doc = json.loads(
-            text, object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_number
+            text,
+            object_pairs_hook=_pairs_no_case_twins if case_twins else _pairs,
+            parse_constant=_constant,
+            parse_float=_number,
         )
     except _Refused as exc:
         raise MalformedContent(f"{what}: refused JSON: {exc}") from None

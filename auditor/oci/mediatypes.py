@@ -27,6 +27,10 @@ ANNOTATION_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 ATTESTATION_MANIFEST = "attestation-manifest"
 
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+IN_TOTO = "application/vnd.in-toto+json"
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+ANNOTATION_BUNDLE_PREDICATE = "dev.sigstore.bundle.predicateType"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 # Layers a runtime unpacks into a filesystem (OCI and Docker, every compression and the
 # non-distributable/foreign variants): a manifest with one of these is a pullable image.

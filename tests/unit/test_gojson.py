@@ -190,3 +190,16 @@ def test_trust_policy_with_two_readings_is_a_config_error() -> None:
     level_twice = dict(STATEMENT, signatureVerification={"level": "strict", "Level": "skip"})
     with pytest.raises(ConfigError, match="both set field 'level'"):
         parse_trust_policy(policy(level_twice))
+
+
+def test_case_twins_are_refused_everywhere_when_asked() -> None:
+    """cosign's documents are read field by field with exact names: no two keys may differ only
+    in case, in any object (maps included), however the case differs."""
+    for raw in (
+        b'{"critical": {}, "Critical": {}}',
+        b'{"optional": {"a": "1", "A": "2"}}',
+        '{"size": 1, "\u017fize": 2}'.encode(),
+    ):
+        with pytest.raises(MalformedContent, match="duplicate key"):
+            gojson.loads(raw, "doc", case_twins=True)
+        assert gojson.loads(raw, "doc") is not None  # without the option: Go's map reading
