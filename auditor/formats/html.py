@@ -94,11 +94,11 @@ class Links(StrEnum):
 
 
 @dataclass(frozen=True)
-class NodeChange:
+class HistoryEntry:
     """One status change of a node, from the daemon's state store (history view only).
 
-    ``label`` names the node for people (``linux/arm64``, ``index``); ``cause`` is the store's
-    explanation, e.g. ``signature deleted``.
+    ``label`` names the node for people (``linux/arm64``, ``index``); ``cause`` says what the
+    change means, e.g. ``signature deleted`` (see ``change_cause``).
     """
 
     node: str
@@ -106,6 +106,31 @@ class NodeChange:
     status: str
     since: datetime
     cause: str | None = None
+
+
+_CAUSES = {
+    (NodeStatus.SIGNED, NodeStatus.UNSIGNED): "signature deleted",
+    (NodeStatus.SIGNED, NodeStatus.INVALID): "signature no longer valid",
+    (NodeStatus.UNSIGNED, NodeStatus.SIGNED): "signed",
+    (NodeStatus.INVALID, NodeStatus.SIGNED): "valid signature added",
+    (NodeStatus.UNSIGNED, NodeStatus.INVALID): "signature added, not valid",
+    (NodeStatus.INVALID, NodeStatus.UNSIGNED): "invalid signature deleted",
+    (NodeStatus.UNVERIFIED, NodeStatus.SIGNED): "verified",
+}
+
+
+def change_cause(previous: str | None, status: str) -> str:
+    """What a status change means to a person: ``signed -> unsigned`` is a deleted signature."""
+    if previous is None:
+        return "first audit"
+    if status == NodeStatus.ERROR:
+        return f"could not be checked (was {previous})"
+    if previous == NodeStatus.ERROR:
+        return f"checked again (was {previous})"
+    try:
+        return _CAUSES[(NodeStatus(previous), NodeStatus(status))]
+    except (KeyError, ValueError):
+        return f"was {previous}"
 
 
 @dataclass(frozen=True)
@@ -145,7 +170,7 @@ class PageContext:
 
     links: Links = Links.ANCHORS
     next_audit: datetime | None = None
-    history: Mapping[str, Sequence[NodeChange]] = field(default_factory=dict)
+    history: Mapping[str, Sequence[HistoryEntry]] = field(default_factory=dict)
     """Status changes per target reference, newest first."""
     query: OverviewQuery = field(default_factory=OverviewQuery)
 
@@ -186,6 +211,8 @@ class NodeView:
     signatures: tuple[SignatureView, ...]
     other_referrers: tuple[tuple[str, str], ...]
     fix: str | None
+    since: str | None
+    cause: str | None
     opens: bool
     closes: int
 
@@ -223,7 +250,7 @@ class TargetView:
     nodes: tuple[NodeView, ...]
     findings: tuple[FindingView, ...]
     fix_all: str | None
-    history: tuple[NodeChange, ...]
+    history: tuple[HistoryEntry, ...]
     visible: bool = True
 
 
@@ -353,8 +380,13 @@ def _tree_order(nodes: Sequence[NodeVerdict]) -> list[tuple[NodeVerdict, int]]:
     return out
 
 
-def _node_views(target: TargetResult, tid: str) -> tuple[NodeView, ...]:
+def _node_views(
+    target: TargetResult, tid: str, history: Sequence[HistoryEntry] = ()
+) -> tuple[NodeView, ...]:
     by_digest = {v.node.digest: v for v in target.nodes}
+    latest: dict[str, HistoryEntry] = {}
+    for entry in history:  # newest first: the first entry of a node is its current status
+        latest.setdefault(entry.node, entry)
     ordered = _tree_order(target.nodes)
     views: list[NodeView] = []
     for i, (verdict, depth) in enumerate(ordered):
@@ -362,6 +394,9 @@ def _node_views(target: TargetResult, tid: str) -> tuple[NodeView, ...]:
         node = verdict.node
         gap = verdict.required and verdict.status in (NodeStatus.UNSIGNED, NodeStatus.INVALID)
         covering = by_digest.get(verdict.covered_by or "")
+        change = latest.get(node.digest)
+        if change is not None and change.status != verdict.status.value:
+            change = None  # the store lags behind this report: say nothing rather than wrong
         views.append(
             NodeView(
                 anchor=_node_anchor(tid, node.digest),
@@ -380,6 +415,8 @@ def _node_views(target: TargetResult, tid: str) -> tuple[NodeView, ...]:
                     for r in node.other_referrers
                 ),
                 fix=_sign_command(target.reference, node.digest) if gap else None,
+                since=rfc3339(change.since) if change else None,
+                cause=change.cause if change else None,
                 opens=next_depth > depth,
                 closes=max(depth - next_depth, 0),
             )
@@ -423,7 +460,8 @@ def _counts(values: Iterable[str], order: Iterable[str]) -> tuple[tuple[str, int
 def _target_view(target: TargetResult, context: PageContext) -> TargetView:
     tid = target_id(target.reference)
     registry, repository, scope, name = _split(target.reference)
-    nodes = _node_views(target, tid)
+    history = tuple(context.history.get(target.reference, ()))
+    nodes = _node_views(target, tid, history)
     findings = _finding_views(target, nodes)
     kinds = tuple(sorted({f.kind for f in target.findings}))
     signable = any(f.kind in _SIGNABLE for f in target.findings)
@@ -453,7 +491,7 @@ def _target_view(target: TargetResult, context: PageContext) -> TargetView:
             if signable
             else None
         ),
-        history=tuple(context.history.get(target.reference, ())),
+        history=history,
     )
     return replace(view, visible=context.query.matches(view))
 

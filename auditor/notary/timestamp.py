@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
 import rfc3161_client
 from asn1crypto import cms, tsp
@@ -80,6 +81,22 @@ def _normalize(token: bytes) -> bytes:
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise _fail(f"cannot parse the timestamp token: {_first_line(exc)}") from None
     return der
+
+
+def _precise_gen_time(token: bytes, coarse: datetime) -> datetime:
+    """``genTime`` with its fractional seconds, which rfc3161-client drops.
+
+    A signing time and a timestamp in the same second are ordered only by the fraction: cut
+    off, a millisecond-accurate token looks earlier than the signature it countersigns.
+    """
+    try:
+        info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"]
+        precise = tsp.TSTInfo.load(bytes(info))["gen_time"].native
+    except (ValueError, TypeError, KeyError):
+        return coarse
+    if not isinstance(precise, datetime) or precise.replace(microsecond=0) != coarse:
+        return coarse  # two parsers disagreeing beyond the fraction: keep the verified value
+    return precise
 
 
 def _decode(token: bytes) -> rfc3161_client.TimeStampResponse:
@@ -164,7 +181,7 @@ def verify_timestamp(envelope: Envelope, tsa_roots: Sequence[x509.Certificate]) 
             raise _fail(f"TSTInfo version is {info.version}, not 1")
         hash_oid = info.message_imprint.hash_algorithm.dotted_string
         imprint = info.message_imprint.message
-        gen_time = info.gen_time
+        gen_time = _precise_gen_time(token, info.gen_time)
     except ValueError as exc:
         raise _fail(f"cannot read the TSTInfo: {exc}") from None
     hasher = _HASHES.get(hash_oid)

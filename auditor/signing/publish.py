@@ -53,7 +53,7 @@ class Published:
     """Where a signature went: its manifest digest and how it was made findable."""
 
     digest: str
-    via: str  # "referrers API" | "fallback tag sha256-..." | "oci-layout"
+    via: str  # "referrers API" | "fallback tag" (the subject's sha256-<hex> index)
 
 
 class Publisher(Protocol):
@@ -112,9 +112,9 @@ class RegistryPublisher:
         if put.subject_accepted:
             self.client.referrers_api = True
             return Published(digest, "referrers API")
-        tag = await self._add_to_fallback(subject.digest, referrer)
+        await self._add_to_fallback(subject.digest, referrer)
         self._listed[digest] = (subject.digest, referrer)
-        return Published(digest, f"fallback tag {tag}")
+        return Published(digest, "fallback tag")
 
     async def confirm(self) -> list[str]:
         """Re-check every fallback entry we wrote, at growing intervals; repair lost ones."""
@@ -184,7 +184,7 @@ class LayoutPublisher:
     ) -> Published:
         with self._locked():
             referrer = write_referrer(self.path, manifest, blobs)
-        return Published(referrer.digest, f"fallback tag {fallback_tag(subject.digest)}")
+        return Published(referrer.digest, "fallback tag")
 
     async def confirm(self) -> list[str]:
         """Layout writes are serialised by the lock: nothing can have been lost."""

@@ -5,32 +5,56 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auditor.coverage import describe_node
+from auditor.formats.common import short_digest
+from auditor.formats.table import clean
 from auditor.signing.command import NodeResult, SignReport
 
 SCHEMA_VERSION = 1
 
 
-def _what(result: NodeResult, root: str) -> str:
-    return describe_node(result.node, root=result.node.digest == root)
+_HEADER = ("OUTCOME", "PLATFORM", "KIND", "DIGEST", "SIGNATURE", "WHY")
+
+
+def _row(result: NodeResult) -> tuple[str, ...]:
+    node = result.node
+    indent = "  " * node.depth
+    platform = str(node.platform) if node.platform and not node.platform.is_unknown else "-"
+    return (
+        result.outcome.value,
+        indent + platform,
+        node.kind.value,
+        short_digest(node.digest),
+        short_digest(result.signature) if result.signature else "-",
+        clean(result.reason),
+    )
 
 
 def render_table(report: SignReport) -> str:
+    """Header, one row per node (indented like the audit's table), then where and how many.
+
+    Reasons can quote registry text (a node's load error), so they are escaped like the
+    audit's table escapes them.
+    """
     head = "plan for" if report.dry_run else "signing"
+    rows = [_HEADER, *(_row(r) for r in report.nodes)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER) - 1)]
     lines = [
-        f"{head} {report.reference} ({report.digest})",
-        f"  signer {report.signer} (sha256 {report.thumbprint[:16]}...)",
+        f"{head} {clean(report.reference)} ({report.digest})",
+        f"  as {clean(report.signer)} (certificate sha256 {report.thumbprint})",
     ]
-    width = max((len(r.outcome.value) for r in report.nodes), default=6)
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  " + "  ".join([*cells, row[-1]]))
+    places = sorted({r.via for r in report.nodes if r.via})
+    if places:
+        lines.append(
+            "  new signatures listed through: "
+            + " and ".join(places).replace("fallback tag", "each node's sha256-<hex> fallback tag")
+        )
+    counts: dict[str, int] = {}
     for result in report.nodes:
-        indent = "  " * (result.node.depth + 1)
-        line = f"{result.outcome.value:<{width}}  {indent}{_what(result, report.digest)}"
-        if result.signature:
-            line += f" -> signature {result.signature} ({result.via})"
-        lines.append(f"{line}\n{' ' * width}  {indent}  {result.reason}")
-    counts = {o: sum(1 for r in report.nodes if r.outcome is o) for o in
-              dict.fromkeys(r.outcome for r in report.nodes)}
-    lines.append(", ".join(f"{n} {o.value}" for o, n in counts.items()) or "no nodes")
+        counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+    lines.append(", ".join(f"{n} {o}" for o, n in counts.items()) or "no nodes")
     return "\n".join(lines) + "\n"
 
 

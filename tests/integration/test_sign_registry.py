@@ -106,8 +106,8 @@ def test_recursive_round_trip(
     assert outcomes(run, sample) == {
         "index": "signed", **dict.fromkeys(ALL_PLATFORMS, "signed"), "attestation": "skipped"
     }
-    assert all(n["via"] == f"fallback tag {fallback_tag(n['digest'])}"
-               for n in run.report["nodes"] if n["outcome"] == "signed")
+    # distribution 2.8 has no referrers API: each signature is listed in its fallback tag.
+    assert {n["via"] for n in run.report["nodes"] if n["outcome"] == "signed"} == {"fallback tag"}
     audit = audit_json(ref, *who.trust_args)
     assert audit.code == 0, audit.stdout
     assert statuses(audit, sample) == {

@@ -304,13 +304,43 @@ def test_daemon_overview_marks_filtered_rows_hidden_and_links_by_path() -> None:
 def test_daemon_target_page_with_history() -> None:
     report = sample_report()
     reference = "ghcr.io/acme/app:1.0"
-    change = page.NodeChange(B, "linux/arm64", "invalid", WHEN, "signature deleted")
-    context = page.PageContext(history={reference: (change,)})
+    history = (
+        page.HistoryEntry(B, "linux/arm64", "invalid", WHEN, "signature no longer valid"),
+        page.HistoryEntry(B, "linux/arm64", "signed", datetime(2025, 1, 1, tzinfo=UTC), "signed"),
+        page.HistoryEntry(A, "linux/amd64", "unsigned", WHEN, "signature deleted"),  # stale
+    )
+    context = page.PageContext(history={reference: history})
     text = page.render_target(report, page.target_id(reference), context)
     assert text is not None
     visible = " ".join(" ".join(parse(text).text).split())
-    assert "linux/arm64 \u2298 invalid since 2025-03-01T12:30:05Z (signature deleted)" in visible
+    assert (
+        "linux/arm64 \u2298 invalid since 2025-03-01T12:30:05Z (signature no longer valid)"
+        in visible
+    )
+    assert "linux/arm64 \u2713 signed since 2025-01-01T00:00:00Z (signed)" in visible
+    target = next(t for t in report.targets if t.reference == reference)
+    nodes = {n.digest: n for n in page._node_views(target, "x", history)}
+    assert (nodes[B].since, nodes[B].cause) == ("2025-03-01T12:30:05Z", "signature no longer valid")
+    # the store's newest word on A (unsigned) disagrees with this report (signed): no claim
+    assert (nodes[A].since, nodes[A].cause) == (None, None)
     assert page.render_target(report, "0" * 16, context) is None
+
+
+@pytest.mark.parametrize(
+    ("previous", "status", "cause"),
+    [
+        (None, "unsigned", "first audit"),
+        ("signed", "unsigned", "signature deleted"),
+        ("signed", "invalid", "signature no longer valid"),
+        ("unsigned", "signed", "signed"),
+        ("signed", "error", "could not be checked (was signed)"),
+        ("error", "signed", "checked again (was error)"),
+        ("skipped", "unsigned", "was skipped"),
+        ("<b>", "signed", "was <b>"),
+    ],
+)
+def test_change_cause(previous: str | None, status: str, cause: str) -> None:
+    assert page.change_cause(previous, status) == cause
 
 
 # --- packaging ---------------------------------------------------------------------------------
