@@ -6,15 +6,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from auditor.audit import Auditor, AuditSettings, AuditTarget
+from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget
 from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
@@ -23,7 +25,7 @@ from auditor.config import (
     load_config,
     trust_section,
 )
-from auditor.coverage import CoverageRule, Require
+from auditor.coverage import CoverageRule, Require, error_target
 from auditor.errors import AuditorError, ConfigError
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
@@ -36,6 +38,7 @@ from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
+from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.secret import Secret
 from auditor.signatures.interface import SignatureFormat
 from auditor.targets import Expander
@@ -86,7 +89,12 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
     trust = load_trust_config(policy, store)
     cache = config.trust.revocation_cache if config.trust else None
     timeout = config.trust.revocation_timeout_seconds if config.trust else 5.0
-    revocation = RevocationChecker(cache_dir=cache, ocsp_timeout=timeout, crl_timeout=timeout)
+    revocation = RevocationChecker(
+        cache_dir=cache,
+        ocsp_timeout=timeout,
+        crl_timeout=timeout,
+        max_fetches=config.limits.max_revocation_fetches,
+    )
     verifier = Verifier(
         trust.policy,
         trust.store_path,
@@ -137,6 +145,11 @@ class App:
         self._layouts: dict[Path, OciLayoutSource] = {}
         self._verifier = build_verifier(config, self.options)
         limits = config.limits
+        self._retry = RetryPolicy(
+            max_attempts=limits.retry_attempts,
+            max_retry_after=limits.retry_after_max_seconds,
+            budget=limits.retry_budget_seconds,
+        )
         self.auditor = Auditor(
             rules=coverage_rules(config),
             require=Require(self.options.require) if self.options.require else None,
@@ -144,6 +157,9 @@ class App:
             settings=AuditSettings(
                 limits=GraphLimits(limits.max_depth, limits.max_children, limits.max_referrers),
                 max_signatures_per_node=limits.max_signatures_per_node,
+                target_deadline=limits.target_deadline_seconds,
+                max_nodes_per_target=limits.max_nodes_per_target,
+                max_bytes_per_target=limits.max_bytes_per_target,
             ),
             progress=progress,
         )
@@ -180,7 +196,9 @@ class App:
                 timeout=httpx.Timeout(self.config.limits.timeout_seconds),
                 verify=verify,
                 transport=self._transport,
-                follow_redirects=True,
+                # Redirects are followed by hand (registry/transport.py, registry/auth.py)
+                # so that credentials never follow one to another origin.
+                follow_redirects=False,
                 trust_env=False,
             )
             self._stack.push_async_callback(client.aclose)
@@ -199,6 +217,9 @@ class App:
                 scheme=registry.scheme if registry else None,
                 max_manifest_bytes=self.config.limits.max_manifest_bytes,
                 max_concurrency=self.config.limits.concurrency_per_registry,
+                retry=self._retry,
+                request_deadline=self.config.limits.request_deadline_seconds,
+                health=RegistryHealth(host, down_after=self.config.limits.registry_down_after),
             )
         return self._registries[host]
 
@@ -219,7 +240,19 @@ class App:
         return await expander.from_config()
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
-        return await self.auditor.run(await self.targets(references))
+        """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        run_deadline = self.config.limits.run_deadline_seconds
+        deadline_at = (
+            None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
+        )
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                targets = await self.targets(references)
+        except TimeoutError:
+            what = ", ".join(references) or "the configured registries and layouts"
+            failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
+            return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
+        return await self.auditor.run(targets, deadline_at=deadline_at)
 
 
 def check_configuration(

@@ -4,15 +4,22 @@ The orchestrator receives its collaborators (sources, signature formats, coverag
 owns no I/O of its own. It knows signatures only through the registered formats
 (:mod:`auditor.signatures.interface`): they decide which referrers are signatures and judge
 each one. A failure on one target becomes that target's ``error`` verdict; the run goes on.
+
+Every target is bounded: in time by a per-target deadline (and the run's deadline, when one is
+set), in size by a :class:`~auditor.budget.TargetBudget` on the nodes and bytes it may cost.
+Whatever passes a bound is that target's ``error`` with the reason. Results are produced one
+target at a time (:meth:`Auditor.stream`), so a target that hangs or is cut off never takes
+the results of the targets before it with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from auditor.budget import BudgetedSource, TargetBudget
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError
@@ -28,6 +35,8 @@ from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
+
+RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,13 @@ class AuditTarget:
 
 @dataclass(frozen=True)
 class AuditSettings:
+    """Bounds of one audit; the defaults live in the config model and come in via app.py."""
+
     limits: GraphLimits = field(default_factory=GraphLimits)
     max_signatures_per_node: int = 100
+    target_deadline: float = 600.0
+    max_nodes_per_target: int = 50_000
+    max_bytes_per_target: int = 256 * 1024 * 1024
 
 
 @dataclass
@@ -76,21 +90,71 @@ class Auditor:
     progress: Callable[[str], None] | None = None
     _cache: dict[tuple[str, str, str, int, str], SignatureResult] = field(default_factory=dict)
 
-    async def run(self, targets: Sequence[AuditTarget | TargetResult]) -> AuditReport:
+    async def run(
+        self,
+        targets: Sequence[AuditTarget | TargetResult],
+        *,
+        deadline_at: float | None = None,
+    ) -> AuditReport:
         """Audit every target; a TargetResult passed in (an expansion failure) is kept as is."""
-        results: list[TargetResult] = []
+        results = [r async for r in self.stream(targets, deadline_at=deadline_at)]
+        return AuditReport(generated_at=datetime.now(UTC), targets=tuple(results))
+
+    async def stream(
+        self,
+        targets: Sequence[AuditTarget | TargetResult],
+        *,
+        deadline_at: float | None = None,
+    ) -> AsyncIterator[TargetResult]:
+        """Each target's result as soon as it is decided, in order.
+
+        ``deadline_at`` (event-loop time) is the run's deadline: a target cut off by it, and
+        every target after it, is an ``error`` naming the deadline; earlier results stand.
+        """
+        loop = asyncio.get_running_loop()
         for i, target in enumerate(targets, 1):
             if isinstance(target, TargetResult):
-                results.append(target)
+                yield target
+                continue
+            if deadline_at is not None and loop.time() >= deadline_at:
+                yield error_target(str(target.reference), RUN_DEADLINE_PASSED)
                 continue
             if self.progress:
                 self.progress(f"[{i}/{len(targets)}] {target.reference}")
-            results.append(await self.audit_target(target))
-        return AuditReport(generated_at=datetime.now(UTC), targets=tuple(results))
+            yield await self.audit_target(target, deadline_at=deadline_at)
 
-    async def audit_target(self, target: AuditTarget) -> TargetResult:
+    async def audit_target(
+        self, target: AuditTarget, *, deadline_at: float | None = None
+    ) -> TargetResult:
+        """One target within the per-target deadline (and ``deadline_at``, the run's)."""
         display = str(target.reference)
         rule = select_rule(self.rules, target.scope, require=self.require)
+        loop = asyncio.get_running_loop()
+        own = loop.time() + self.settings.target_deadline
+        ends_at = own if deadline_at is None else min(own, deadline_at)
+        budget = TargetBudget(
+            self.settings.max_nodes_per_target, self.settings.max_bytes_per_target
+        )
+        bounded = replace(target, source=BudgetedSource(target.source, budget))
+        try:
+            async with asyncio.timeout_at(ends_at):
+                result = await self._audit(bounded, display, rule)
+        except TimeoutError:
+            reason = (
+                RUN_DEADLINE_PASSED
+                if ends_at != own
+                else (
+                    f"not finished within the per-target deadline of "
+                    f"{self.settings.target_deadline:g}s (limits.target_deadline_seconds)"
+                )
+            )
+            return error_target(display, reason, rule=rule)
+        if budget.exceeded is not None:
+            # Parts of the graph were refused for the budget: the target was not audited.
+            return error_target(display, budget.exceeded, rule=rule)
+        return result
+
+    async def _audit(self, target: AuditTarget, display: str, rule: CoverageRule) -> TargetResult:
         try:
             snapshot = await crawl(
                 target.source,

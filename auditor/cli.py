@@ -5,6 +5,7 @@ Exit codes (documented in the README):
   1  findings: some target is noncompliant (unsigned / invalid / missing platform)
   2  usage or configuration error
   3  nothing noncompliant, but something could not be checked (registry errors, ...)
+  4  internal error: a bug escaped (one line on stderr; the traceback only with --debug)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -24,7 +26,7 @@ from auditor.formats import Format, render
 from auditor.model import AuditReport
 from auditor.signing import entry as signing_commands
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an internal error (exit code 4)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     audit = sub.add_parser("audit", help="audit images")
@@ -71,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", type=Path,
                         help="config file (default: ./auditor.yaml when present)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an internal error (exit code 4)")
 
 
 def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -130,8 +136,9 @@ def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = build_parser().parse_args(arguments)
         if args.command == "audit":
             return _run_audit_now(args, out, err)
         if args.command == "sign":
@@ -148,6 +155,17 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return 130
+    except Exception as exc:
+        # The one place a bug becomes exit code 4: never read as exit 1 ("findings"), never a
+        # traceback by default. The message itself is left out (it may quote hostile input or
+        # a secret); where it happened is enough to report it.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        err.write(f"internal error: {type(exc).__name__}{where} "
+                  "(a bug; run with --debug for the traceback)\n")
+        if "--debug" in arguments:
+            traceback.print_exc(file=err)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -115,10 +115,20 @@ class RegistryConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value if "://" in value else f"https://{value}")
+        try:
+            parts = urlsplit(value if "://" in value else f"https://{value}")
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError("is not an http(s) registry URL") from None
+        if "@" in parts.netloc:
+            # Never echo the value: it holds a password.
+            raise ValueError(
+                "must not carry credentials (user:password@); put them under this "
+                "registry's auth: (username + password_env, identity_token_env or docker_config)"
+            )
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{value!r} is not an http(s) registry URL")
-        if parts.path not in ("", "/") or parts.query:
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError(f"{value!r}: give the registry host only, without a path")
         return f"{parts.scheme}://{parts.netloc}"
 
@@ -250,6 +260,13 @@ class CosignConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
+    """Bounds on every request, target and run (the README's security section lists them).
+
+    The defaults fit real images (a multi-platform index with its attestations and
+    signatures is tens of nodes and a few MB) with a wide margin, and stop a hostile
+    registry long before it costs hours or gigabytes.
+    """
+
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_envelope_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_depth: int = Field(default=8, ge=1, le=32)
@@ -258,6 +275,23 @@ class LimitsConfig(_Strict):
     max_signatures_per_node: int = Field(default=100, ge=1, le=10_000)
     concurrency_per_registry: int = Field(default=8, ge=1, le=128)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Whole exchange (headers and body) of one HTTP request, whatever the per-read timeout.
+    request_deadline_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # One target: crawl and verification together.
+    target_deadline_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    # The whole run (target expansion included); none by default.
+    run_deadline_seconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
+    retry_attempts: int = Field(default=4, ge=1, le=20)
+    retry_after_max_seconds: float = Field(default=30.0, ge=0, le=3600)
+    retry_budget_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Consecutive failed requests after which a registry is down for the rest of the run.
+    registry_down_after: int = Field(default=5, ge=1, le=10_000)
+    max_nodes_per_target: int = Field(default=50_000, ge=1, le=10_000_000)
+    max_bytes_per_target: int = Field(
+        default=256 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024 * 1024
+    )
+    # OCSP / CRL requests per run (URLs taken from signed material).
+    max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
 
 
 class AuditorConfig(_Strict):

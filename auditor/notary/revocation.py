@@ -8,8 +8,11 @@ the issuer delegated to) and fresh (``nextUpdate`` not passed). The chain's resu
 ``revoked`` if any certificate is, else ``unknown`` if any could not be determined, else
 ``good``. What ``unknown`` means is the trust policy's call (enforce/log/skip), not ours.
 
-Network: the sync httpx client with bounded timeouts (OCSP 2 s, CRL 5 s by default) and a
-response size limit; the verifier runs in worker threads. The cache stores raw DER, keyed by
+Network: the sync httpx client with bounded timeouts (OCSP 2 s, CRL 5 s by default) that
+bound each request's *whole* exchange (not only each read), a response size limit, and a cap
+on the number of fetches per run (the URLs come from signed material: an envelope must not be
+able to make us fetch without end). The verifier only asks for chains that end in a trust
+store certificate. The verifier runs in worker threads. The cache stores raw DER, keyed by
 URL (CRL) or URL + certificate id (OCSP), and is re-verified on every read, so a stale or
 tampered cache entry is simply refetched.
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +37,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+
+from auditor.decoding import BoundedDecoder
+from auditor.errors import AuditorError, TooLarge
 
 OCSP_TIMEOUT_SECONDS = 2.0
 CRL_TIMEOUT_SECONDS = 5.0
@@ -146,6 +154,11 @@ def _distribution_urls(points: x509.CRLDistributionPoints | x509.FreshestCRL) ->
     return urls
 
 
+def has_revocation_urls(chain: Sequence[x509.Certificate]) -> bool:
+    """Whether checking ``chain`` would fetch anything (some certificate names OCSP or CRL)."""
+    return any(ocsp_urls(cert) or crl_urls(cert) for cert in chain)
+
+
 def crl_urls(cert: x509.Certificate) -> list[str]:
     try:
         points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
@@ -164,6 +177,7 @@ class RevocationChecker:
         ocsp_timeout: float = OCSP_TIMEOUT_SECONDS,
         crl_timeout: float = CRL_TIMEOUT_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_fetches: int | None = None,
         url_rewrite: Callable[[str], str] | None = None,
         now: Callable[[], datetime] = _utcnow,
         transport: httpx.BaseTransport | None = None,
@@ -172,9 +186,14 @@ class RevocationChecker:
         self._ocsp_timeout = ocsp_timeout
         self._crl_timeout = crl_timeout
         self._max_bytes = max_response_bytes
+        self._max_fetches = max_fetches
+        self._fetches = 0
+        self._fetch_lock = threading.Lock()
         self._rewrite = url_rewrite or (lambda url: url)
         self._now = now
-        self._client = httpx.Client(transport=transport, follow_redirects=True, trust_env=False)
+        self._client = httpx.Client(
+            transport=transport, follow_redirects=True, max_redirects=3, trust_env=False
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -495,23 +514,44 @@ class RevocationChecker:
     ) -> bytes:
         target = self._rewrite(url)
         method = "POST" if content is not None else "GET"
+        with self._fetch_lock:
+            if self._max_fetches is not None and self._fetches >= self._max_fetches:
+                raise _Unavailable(
+                    f"not fetched: the per-run cap of {self._max_fetches} revocation requests "
+                    "is reached (limits.max_revocation_fetches)"
+                )
+            self._fetches += 1
+        ends_at = time.monotonic() + timeout
         try:
+            sent = {"Accept-Encoding": "identity", **(headers or {})}
             with self._client.stream(
-                method, target, content=content, headers=headers, timeout=timeout
+                method, target, content=content, headers=sent, timeout=timeout
             ) as response:
                 if not 200 <= response.status_code < 300:
                     raise _Unavailable(f"HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > self._max_bytes:
+                if (
+                    declared
+                    and declared.isascii()
+                    and declared.isdigit()
+                    and int(declared) > self._max_bytes
+                ):
                     raise _Unavailable(f"response larger than {self._max_bytes} bytes")
+                decoder = BoundedDecoder(
+                    response.headers.get("content-encoding"), self._max_bytes, url
+                )
                 chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self._max_bytes:
-                        raise _Unavailable(f"response larger than {self._max_bytes} bytes")
-                    chunks.append(chunk)
+                for raw in response.iter_raw():
+                    chunks.append(decoder.feed(raw))
+                    if time.monotonic() > ends_at:
+                        # A body dripping inside the per-read timeout still ends here.
+                        raise _Unavailable(f"no complete answer within {timeout:g}s")
+                chunks.append(decoder.flush())
                 return b"".join(chunks)
+        except TooLarge:
+            raise _Unavailable(f"response larger than {self._max_bytes} bytes") from None
+        except AuditorError as exc:
+            raise _Unavailable(str(exc).removeprefix(f"{url}: ")) from None
         except httpx.TimeoutException:
             raise _Unavailable(f"timed out after {timeout:g}s") from None
         except httpx.HTTPError as exc:

@@ -25,7 +25,7 @@ from auditor.notary import chain as chains
 from auditor.notary.crypto import verify_integrity
 from auditor.notary.envelope import CERTIFICATE_ERRORS, ENVELOPE_FORMATS, parse_envelope
 from auditor.notary.identity import match_identities
-from auditor.notary.revocation import RevocationChecker, RevocationStatus
+from auditor.notary.revocation import RevocationChecker, RevocationStatus, has_revocation_urls
 from auditor.notary.timestamp import verify_timestamp
 from auditor.notary.trustpolicy import (
     Action,
@@ -64,6 +64,7 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     envelope: Envelope | None = None
     timestamp: TimestampResult | None = None
+    anchored: bool = False  # the chain ends in a certificate of the statement's trust store
 
     def fail(
         self,
@@ -237,6 +238,8 @@ class Verifier:
             trusted = [cert for ref in refs for cert in self.trust_store.certificates(ref)]
             if chains.find_trust_anchor(envelope.certificate_chain, trusted) is None:
                 run.fail(Validation.AUTHENTICITY, chains.NO_TRUSTED_CERT)
+            else:
+                run.anchored = True
         mismatch = match_identities(statement.trusted_identities, envelope.certificate_chain[0])
         if mismatch is not None:
             run.fail(Validation.AUTHENTICITY, f"{mismatch} (trust policy {statement.name!r})")
@@ -309,6 +312,18 @@ class Verifier:
                 status=SignatureStatus.ERROR,
             )
             return
+        if not run.anchored and has_revocation_urls(envelope.certificate_chain):
+            # OCSP and CRL URLs come from the envelope's own certificates: for a chain that
+            # no trust store vouches for they are the signer's to choose, so they are not
+            # fetched. Such a signature cannot pass authenticity unless the policy only logs
+            # it, and then an unknown revocation status changes nothing either.
+            run.fail(
+                Validation.REVOCATION,
+                "revocation not checked: the certificate chain does not end in a trusted "
+                "certificate, so its OCSP/CRL URLs are not fetched",
+                status=SignatureStatus.ERROR,
+            )
+            return
         signing_time: datetime | None = None
         if envelope.signing_scheme is SigningScheme.SIGNING_AUTHORITY:
             signing_time = envelope.authentic_signing_time
@@ -370,4 +385,3 @@ class Verifier:
             reason=f"{stop.validation.value} validation failed. Failure reason: {stop.message}",
             failed_validation=stop.validation.value,
         )
-

@@ -131,6 +131,12 @@ def parse_reference(text: str) -> Reference:
     for scheme in ("https://", "http://"):
         if text.startswith(scheme):
             text = text[len(scheme) :]
+    if "/" in text and "@" in text.split("/", 1)[0]:
+        # user:password@host: never echoed (it is a secret), never accepted.
+        raise InvalidReference(
+            "a reference must not carry credentials (user:password@host); give them in the "
+            "config's registries[].auth:"
+        )
     text, digest = _split_digest(text, original)
     tag = None
     last_slash = text.rfind("/")

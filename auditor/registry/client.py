@@ -20,8 +20,12 @@ from auditor.oci.manifest import Manifest, parse_manifest
 from auditor.registry import referrers
 from auditor.registry.auth import AuthProvider
 from auditor.registry.pagination import collect_pages
-from auditor.registry.retry import RetryPolicy
-from auditor.registry.transport import RegistryTransport, raise_for_status
+from auditor.registry.retry import RegistryHealth, RetryPolicy
+from auditor.registry.transport import (
+    DEFAULT_REQUEST_DEADLINE,
+    RegistryTransport,
+    raise_for_status,
+)
 from auditor.source import DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest
 
 DEFAULT_PAGE_SIZE = 100
@@ -58,6 +62,8 @@ class RegistryClient:
         max_tags: int = MAX_TAGS,
         max_repositories: int = MAX_REPOSITORIES,
         max_referrers: int = referrers.MAX_REFERRERS,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        health: RegistryHealth | None = None,
     ) -> None:
         self.transport = RegistryTransport(
             host,
@@ -67,6 +73,8 @@ class RegistryClient:
             scheme=scheme,
             retry=retry,
             max_concurrency=max_concurrency,
+            request_deadline=request_deadline,
+            health=health,
         )
         self.max_manifest_bytes = max_manifest_bytes
         self.page_size = page_size

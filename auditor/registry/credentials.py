@@ -25,6 +25,7 @@ from auditor.registry.secret import Secret
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 HELPER_TIMEOUT = 10.0
+HELPER_OUTPUT_LIMIT = 64 * 1024  # a helper answers a few hundred bytes of JSON
 # docker marks an identity token by this literal username; not a password.
 _IDENTITY_TOKEN_USER = "<token>"  # noqa: S105
 _NOT_FOUND = "credentials not found"
@@ -123,14 +124,17 @@ async def run_helper(
     )
     try:
         out, err = await asyncio.wait_for(
-            process.communicate(server_address(host).encode()), time_limit
+            _communicate_bounded(process, server_address(host).encode()), time_limit
         )
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
+        await _end(process)
         raise AuthError(
             f"{host}: credential helper {program} timed out after {time_limit}s"
+        ) from None
+    except _TooMuchOutput:
+        await _end(process)
+        raise AuthError(
+            f"{host}: credential helper {program} wrote more than {HELPER_OUTPUT_LIMIT} bytes"
         ) from None
     if process.returncode != 0:
         if _NOT_FOUND in (out + err).decode("utf-8", "replace").lower():
@@ -138,7 +142,7 @@ async def run_helper(
         raise AuthError(f"{host}: credential helper {program} failed (exit {process.returncode})")
     try:
         doc = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise AuthError(f"{host}: credential helper {program} did not answer JSON") from None
     username = doc.get("Username") if isinstance(doc, dict) else None
     secret = doc.get("Secret") if isinstance(doc, dict) else None
@@ -147,6 +151,70 @@ async def run_helper(
     if username == _IDENTITY_TOKEN_USER:
         return Credentials(identity_token=Secret(secret))
     return Credentials(username=username, password=Secret(secret))
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Kill the helper's process group and reap it.
+
+    asyncio's ``wait()`` only returns once the pipes are closed too, and a pipe whose reader
+    stopped (past the output limit) stays open with data in it: drain both to their end
+    (the writers are dead, so that end comes), within a bound in case a grandchild that left
+    the group keeps one open.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+    async def drain(stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and await stream.read(64 * 1024):
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(HELPER_TIMEOUT):
+            await asyncio.gather(drain(process.stdout), drain(process.stderr))
+            await process.wait()
+
+
+async def _read_bounded(stream: asyncio.StreamReader | None) -> bytes:
+    """A pipe read to its end, but never more than HELPER_OUTPUT_LIMIT bytes into memory."""
+    if stream is None:
+        return b""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await stream.read(16 * 1024):
+        total += len(chunk)
+        if total > HELPER_OUTPUT_LIMIT:
+            raise _TooMuchOutput
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _communicate_bounded(
+    process: asyncio.subprocess.Process, data: bytes
+) -> tuple[bytes, bytes]:
+    """``communicate`` with the output limit checked as it is read (not after)."""
+    if process.stdin is not None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            process.stdin.write(data)
+            await process.stdin.drain()
+        process.stdin.close()
+    readers = [
+        asyncio.ensure_future(_read_bounded(process.stdout)),
+        asyncio.ensure_future(_read_bounded(process.stderr)),
+    ]
+    try:
+        out, err = await asyncio.gather(*readers)
+    finally:
+        # One reader failing (too much output) or a timeout must not leave the other
+        # reading: the pipes are drained by _end() next, with no reader in the way.
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    await process.wait()
+    return out, err
 
 
 async def docker_credentials(

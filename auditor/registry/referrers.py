@@ -15,10 +15,10 @@ from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag
 from auditor.oci.manifest import ImageIndex, Manifest, parse_manifest
+from auditor.registry.exchange import Reply
 from auditor.registry.pagination import collect_pages, next_link
 from auditor.registry.transport import (
     RegistryTransport,
-    Reply,
     RepositoryNotFound,
     error_codes,
     raise_for_status,

@@ -1,8 +1,11 @@
 """One registry's HTTP edge: URLs, auth, retries, concurrency, size limits, error mapping.
 
-Every request reads its whole body (bounded by a limit) inside the retry loop, so a
-connection cut mid-body is retried like any other transport error. Redirects are followed by
-hand, and the Authorization header only ever goes to the registry's own origin.
+Every request reads its whole body (bounded in bytes and in time by
+:func:`auditor.registry.exchange.exchange`) inside the retry loop, so a connection cut
+mid-body is retried like any other transport error. Redirects are followed by hand, under the
+credentials rule of the README's security section: the Authorization header only ever goes to
+the registry's own origin (scheme, host and port), a 401 from any other origin (a redirect
+target) is never answered, and https is never followed to plain http.
 """
 
 from __future__ import annotations
@@ -10,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import httpx
 
-from auditor.errors import AuthError, NotFound, RateLimited, RegistryError, TooLarge
+from auditor.errors import AuthError, NotFound, RateLimited, RegistryError
 from auditor.registry.auth import AuthProvider
-from auditor.registry.retry import RetryPolicy
+from auditor.registry.exchange import DeadlineExceeded, Reply, exchange, join_url, origin
+from auditor.registry.retry import RegistryHealth, RetryPolicy
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
-ERROR_BODY_LIMIT = 64 * 1024
+DEFAULT_REQUEST_DEADLINE = 120.0
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -34,21 +37,6 @@ def hostname(host: str) -> str:
 def scheme_for(host: str, insecure: bool) -> str:
     """Plain http for loopback hosts or registries marked insecure; https otherwise."""
     return "http" if insecure or hostname(host).lower() in LOOPBACK_HOSTS else "https"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A finished response with its (bounded) body already read."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    url: httpx.URL
-
-    @property
-    def content_type(self) -> str | None:
-        value = self.headers.get("content-type")
-        return value.split(";", 1)[0].strip() or None if value else None
 
 
 class RepositoryNotFound(NotFound):
@@ -109,23 +97,30 @@ class RegistryTransport:
         scheme: str | None = None,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        health: RegistryHealth | None = None,
     ) -> None:
         self.host = host
         self.http = http
         self.auth = auth
         self.retry = retry or RetryPolicy()
+        self.request_deadline = request_deadline
+        self.health = health or RegistryHealth(host)
         # A configured URL's scheme wins; otherwise loopback and insecure mean plain http.
         self.base_url = httpx.URL(f"{scheme or scheme_for(host, insecure)}://{host}")
         self._semaphore = asyncio.Semaphore(max_concurrency)
 
     def url(self, path: str) -> httpx.URL:
         """Resolve a path or a (Link/Location) URL against the registry, same origin only."""
-        url = self.base_url.join(path)
-        if (url.scheme, url.netloc) != (self.base_url.scheme, self.base_url.netloc):
+        url = join_url(self.base_url, path, self.host)
+        if not self.same_origin(url):
             raise RegistryError(
                 f"{self.host}: refusing to follow a URL to another origin ({url.host})"
             )
         return url
+
+    def same_origin(self, url: httpx.URL) -> bool:
+        return origin(url) == origin(self.base_url)
 
     async def request(
         self,
@@ -142,17 +137,54 @@ class RegistryTransport:
         """Send with auth (one retry after a challenge) and retries; body read up to ``limit``.
 
         Raises TooLarge past ``limit`` for successful answers; error bodies are cut short
-        instead, since only their error code matters.
+        instead, since only their error code matters. Raises RegistryDown at once when this
+        registry has been marked down in this run.
         """
+        self.health.check(what)
         url = path if isinstance(path, httpx.URL) else self.url(path)
         if params:
             url = url.copy_merge_params(dict(params))
-        sent = await self.auth.header(self.http, scope, what)
+        sent = await self.auth.header(self._token_exchange, scope, what)
         reply = await self._send_retrying(method, url, headers, content, sent, limit, what)
         if reply.status == 401:
-            sent = await self.auth.on_unauthorized(self.http, reply.headers, scope, what, sent)
+            self._refuse_foreign_challenge(reply, what)
+            sent = await self.auth.on_unauthorized(
+                self._token_exchange, reply.headers, scope, what, sent, self.base_url
+            )
             reply = await self._send_retrying(method, url, headers, content, sent, limit, what)
+            if reply.status == 401:
+                self._refuse_foreign_challenge(reply, what)
         return reply
+
+    def _refuse_foreign_challenge(self, reply: Reply, what: str) -> None:
+        """A 401 from a redirect target: its challenge is never answered (neither our
+        credentials nor the token realm it names are its to have)."""
+        if not self.same_origin(reply.url):
+            raise AuthError(
+                f"{what}: {reply.url.host}, reached by a redirect, asks for "
+                f"authentication; credentials are only sent to {self.base_url.host}"
+            )
+
+    async def _token_exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        limit: int,
+        what: str,
+    ) -> Reply:
+        """One bounded exchange with a token service (used by the auth provider)."""
+        return await exchange(
+            self.http,
+            method,
+            url,
+            what=what,
+            limit=limit,
+            deadline=self.request_deadline,
+            headers=headers,
+            content=content,
+        )
 
     async def _send_retrying(
         self,
@@ -164,21 +196,36 @@ class RegistryTransport:
         limit: int,
         what: str,
     ) -> Reply:
+        attempts = 0
+
         async def attempt() -> Reply:
+            nonlocal attempts
+            attempts += 1
             async with self._semaphore:
+                self.health.check(what)
                 return await self._send_following(
                     method, url, headers, content, authorization, limit, what
                 )
 
-        reply = await self.retry.run(
-            attempt, lambda r: (r.status, r.headers.get("retry-after")), what
-        )
+        try:
+            reply = await self.retry.run(
+                attempt, lambda r: (r.status, r.headers.get("retry-after")), what
+            )
+        except DeadlineExceeded as exc:
+            self.health.failed(str(exc))
+            raise
+        except RegistryError as exc:
+            if type(exc) is RegistryError:  # transport errors after retries
+                self.health.failed(str(exc))
+            raise
         if reply.status == 429:
+            self.health.failed(f"HTTP 429 after retries ({what})")
             raise_for_status(reply, what)
         if reply.status >= 500:
-            raise RegistryError(
-                f"{what}: HTTP {reply.status} after {self.retry.max_attempts} attempt(s)"
-            )
+            message = f"{what}: HTTP {reply.status} after {attempts} attempt(s)"
+            self.health.failed(message)
+            raise RegistryError(message)
+        self.health.succeeded()
         return reply
 
     async def _send_following(
@@ -193,40 +240,26 @@ class RegistryTransport:
     ) -> Reply:
         for _ in range(_MAX_REDIRECTS + 1):
             merged = dict(headers or {})
-            same_origin = (url.scheme, url.netloc) == (self.base_url.scheme, self.base_url.netloc)
-            if authorization is not None and same_origin:
+            if authorization is not None and self.same_origin(url):
                 merged["Authorization"] = authorization
-            request = self.http.build_request(method, url, headers=merged, content=content)
-            response = await self.http.send(request, stream=True, follow_redirects=False)
-            try:
-                location = response.headers.get("location")
-                if response.status_code in _REDIRECTS and location and method in ("GET", "HEAD"):
-                    url = url.join(location)
-                    if url.scheme not in ("http", "https"):
-                        raise RegistryError(f"{what}: redirect to unsupported URL scheme")
-                    continue
-                # HEAD announces the resource's length but carries no body.
-                body = b"" if method == "HEAD" else await _read_limited(response, limit, what)
-                return Reply(response.status_code, response.headers, body, url)
-            finally:
-                await response.aclose()
+            reply = await exchange(
+                self.http,
+                method,
+                url,
+                what=what,
+                limit=limit,
+                deadline=self.request_deadline,
+                headers=merged,
+                content=content,
+            )
+            location = reply.headers.get("location")
+            if reply.status in _REDIRECTS and location and method in ("GET", "HEAD"):
+                target = join_url(url, location, what)
+                if url.scheme == "https" and target.scheme == "http":
+                    raise RegistryError(
+                        f"{what}: refusing a redirect from https to plain http ({target.host})"
+                    )
+                url = target
+                continue
+            return reply
         raise RegistryError(f"{what}: more than {_MAX_REDIRECTS} redirects")
-
-
-async def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
-    ok = 200 <= response.status_code < 300
-    cap = limit if ok else ERROR_BODY_LIMIT
-    declared = response.headers.get("content-length")
-    if ok and declared is not None and declared.isdigit() and int(declared) > cap:
-        raise TooLarge(f"{what}: {declared} bytes exceeds the {cap}-byte limit")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > cap:
-            if ok:
-                raise TooLarge(f"{what}: body exceeds the {cap}-byte limit")
-            chunks.append(chunk[: cap - (total - len(chunk))])
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -7,7 +7,8 @@
   that misbehaves;
 * a registry with the referrers API: distribution 2.8 has none, so the ``OCI-Subject`` header
   is added to its manifest-PUT answers by a forwarding transport (the only injected part);
-* hostile answers while publishing: a fallback tag that is not an index.
+* hostile answers while publishing: a fallback tag that is not an index; a registry (behind a
+  forwarding proxy on 127.0.0.1) that hangs on a manifest PUT or answers 500.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from auditor.signing.command import SignOptions, sign
 from auditor.signing.keys import load_signing_key
 from auditor.signing.plan import Selection
 from devkit.samples import SampleLayout, write_sample_layout
+from tests.support.forwarding_proxy import Fault, forwarding_proxy
 from tests.support.paths import FIXTURES
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import CliRun, audit_json, isolate_environment, push, run_cli
@@ -305,3 +308,38 @@ def test_a_fallback_tag_that_is_not_an_index_is_named_and_nothing_is_signed_over
 
     with pytest.raises(MalformedContent, match=f"{tag}: fallback tag does not point at an index"):
         asyncio.run(publish_directly())
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault("PUT", "/manifests/sha256:", "stall"), "ReadTimeout"),
+        (Fault("PUT", "/manifests/sha256-", "http500"), "HTTP 500"),
+        (Fault("POST", "/blobs/uploads/", "http500"), "HTTP 500"),
+    ],
+    ids=["manifest-put-hangs", "fallback-put-500", "upload-500"],
+)
+def test_a_registry_failing_the_push_fails_the_nodes_by_name_within_bounds(
+    registry: RunningRegistry, sample: SampleLayout, tmp_path: Path, fault: Fault, message: str
+) -> None:
+    repository = f"sign/faulty-{uuid.uuid4().hex[:8]}"
+    push(registry.host, sample.path, repository)
+    keys, _ = _identity(tmp_path / "id")
+    config = tmp_path / "auditor.yaml"
+    config.write_text("limits:\n  timeout_seconds: 1\n")
+    with forwarding_proxy(registry.url, fault) as proxy:
+        started = time.monotonic()
+        run = run_cli([
+            "sign", f"{proxy.host}/{repository}:v1-single", *keys, "--config", str(config),
+            "--format", "json",
+        ])
+        elapsed = time.monotonic() - started
+    assert fault.hits >= 1
+    assert elapsed < 20, f"signing took {elapsed:.1f}s against a failing registry"
+    assert run.code == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    (node,) = run.report["nodes"]
+    assert node["outcome"] == "failed"
+    assert message in node["reason"]
+    assert proxy.host in node["reason"]  # the registry at fault is named
