@@ -162,6 +162,7 @@ class App:
                 max_bytes_per_target=limits.max_bytes_per_target,
             ),
             progress=progress,
+            waivers=tuple(w.to_waiver() for w in config.waivers),
         )
 
     @property

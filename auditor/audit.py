@@ -35,6 +35,7 @@ from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
+from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
 
@@ -88,6 +89,7 @@ class Auditor:
     require: Require | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
+    waivers: Sequence[Waiver] = ()
     _cache: dict[tuple[str, str, str, int, str], SignatureResult] = field(default_factory=dict)
 
     async def run(
@@ -110,18 +112,21 @@ class Auditor:
 
         ``deadline_at`` (event-loop time) is the run's deadline: a target cut off by it, and
         every target after it, is an ``error`` naming the deadline; earlier results stand.
+        Waivers are judged at the run's start: one run, one answer to "is it still waived?".
         """
         loop = asyncio.get_running_loop()
+        started = datetime.now(UTC)
         for i, target in enumerate(targets, 1):
             if isinstance(target, TargetResult):
-                yield target
+                yield apply_waivers(target, self.waivers, started)
                 continue
             if deadline_at is not None and loop.time() >= deadline_at:
                 yield error_target(str(target.reference), RUN_DEADLINE_PASSED)
                 continue
             if self.progress:
                 self.progress(f"[{i}/{len(targets)}] {target.reference}")
-            yield await self.audit_target(target, deadline_at=deadline_at)
+            result = await self.audit_target(target, deadline_at=deadline_at)
+            yield apply_waivers(result, self.waivers, started)
 
     async def audit_target(
         self, target: AuditTarget, *, deadline_at: float | None = None

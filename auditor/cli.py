@@ -116,7 +116,7 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
             raise UsageError(f"--output {args.output}: {exc.strerror or exc}") from None
     else:
         stdout.write(text)
-        if not text.endswith("\n"):
+        if text and not text.endswith("\n"):
             stdout.write("\n")
     return exit_code(report.targets)
 

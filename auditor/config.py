@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -25,10 +26,11 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.coverage import AttestationPolicy, CoverageRule, Require
+from auditor.coverage import AttestationPolicy, CoverageRule, FindingKind, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
 from auditor.oci.reference import LOOPBACK_HOSTS
+from auditor.waivers import Waiver
 
 DEFAULT_CONFIG_NAME = "auditor.yaml"
 
@@ -196,6 +198,66 @@ class CoverageRuleConfig(_Strict):
         )
 
 
+def _check_waived_kind(text: str) -> str:
+    kinds = [k.value for k in FindingKind if k is not FindingKind.UNCHECKED]
+    if text not in kinds:
+        raise ValueError(f"{text!r} is not a finding kind a waiver can accept ({', '.join(kinds)})")
+    return text
+
+
+WaivedKind = Annotated[str, AfterValidator(_check_waived_kind)]
+
+
+class WaiverConfig(_Strict):
+    """One ``waivers:`` entry: a known exception with an owner, a reason and an end date.
+
+    ``reason``, ``owner`` and ``expires`` are required: an exception nobody owns, explains or
+    revisits is how a gap becomes permanent.
+    """
+
+    image: str = Field(min_length=1)
+    platforms: list[PlatformText] | None = Field(default=None, min_length=1)
+    findings: list[WaivedKind] | None = Field(default=None, min_length=1)
+    reason: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    expires: datetime | date
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _date_stays_a_date(cls, value: Any) -> Any:
+        """``"2026-12-31"`` (quoted in YAML) is a date lasting to its end, not midnight."""
+        if isinstance(value, str) and len(value.strip()) == 10:
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("reason", "owner")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    def expires_at(self) -> datetime:
+        """The first instant the waiver no longer applies (a date lasts to its end, UTC)."""
+        if isinstance(self.expires, datetime):
+            moment = self.expires
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return datetime.combine(self.expires, time(), tzinfo=UTC) + timedelta(days=1)
+
+    def to_waiver(self) -> Waiver:
+        return Waiver(
+            image=self.image.strip(),
+            reason=self.reason,
+            owner=self.owner,
+            expires=self.expires_at(),
+            platforms=tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None,
+            findings=frozenset(self.findings) if self.findings else None,
+        )
+
+
 class KeylessConfig(_Strict):
     """A keyless (Fulcio) identity: SAN and OIDC issuer, each exact or regexp (as cosign's
     ``--certificate-identity(-regexp)`` and ``--certificate-oidc-issuer(-regexp)``), plus
@@ -300,6 +362,7 @@ class AuditorConfig(_Strict):
     trust: TrustConfig | None = None
     cosign: CosignConfig | None = None
     coverage: list[CoverageRuleConfig] = Field(default_factory=list)
+    waivers: list[WaiverConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     def registry_for(self, host: str) -> RegistryConfig | None:

@@ -524,16 +524,24 @@ class Summary:
 
     nodes: Mapping[NodeStatus, int]
     targets: Mapping[TargetStatus, int]
+    findings: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({"open": 0, "waived": 0})
+    )
 
 
 def summarize(targets: Iterable[TargetResult]) -> Summary:
     nodes = dict.fromkeys(NodeStatus, 0)
     statuses = dict.fromkeys(TargetStatus, 0)
+    findings = {"open": 0, "waived": 0}
     for target in targets:
         statuses[target.status] += 1
         for verdict in target.nodes:
             nodes[verdict.status] += 1
-    return Summary(MappingProxyType(nodes), MappingProxyType(statuses))
+        for finding in target.findings:
+            findings["waived" if finding.waiver is not None else "open"] += 1
+    return Summary(
+        MappingProxyType(nodes), MappingProxyType(statuses), MappingProxyType(findings)
+    )
 
 
 def exit_code(targets: Iterable[TargetResult]) -> int:

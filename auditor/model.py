@@ -235,14 +235,31 @@ class NodeVerdict:
 
 
 @dataclass(frozen=True)
+class WaiverNote:
+    """The config waiver that accepted a finding: who accepted it, why, and until when."""
+
+    image: str
+    reason: str
+    owner: str
+    expires: datetime
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.owner}, until {self.expires.isoformat()})"
+
+
+@dataclass(frozen=True)
 class Finding:
-    """Something a person must act on, attached to a target (and a node when there is one)."""
+    """Something a person must act on, attached to a target (and a node when there is one).
+
+    ``waiver`` is set when a current config waiver accepts it: still reported, not a failure.
+    """
 
     kind: str
     message: str
     rule: str
     node: str | None = None
     platform: str | None = None
+    waiver: WaiverNote | None = None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,14 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "platform": finding.platform,
         "rule": finding.rule,
         "message": finding.message,
+        "waiver": None
+        if finding.waiver is None
+        else {
+            "image": finding.waiver.image,
+            "reason": finding.waiver.reason,
+            "owner": finding.waiver.owner,
+            "expires": rfc3339(finding.waiver.expires),
+        },
     }
 
 
@@ -85,6 +93,7 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
         "summary": {
             "nodes": {status.value: count for status, count in summary.nodes.items()},
             "targets": {status.value: count for status, count in summary.targets.items()},
+            "findings": dict(summary.findings),
         },
     }
 

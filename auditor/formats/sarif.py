@@ -19,7 +19,8 @@ repository, so (see GitHub's "SARIF support for code scanning" page):
 * ``automationDetails.id`` is ``<category>/<run time>``: runs with different categories are
   separate analyses, so several audits of one commit can be uploaded.
 * Rules carry ``help.markdown``, ``fullDescription`` and the properties GitHub reads
-  (``tags``, ``precision``, ``security-severity``).
+  (``tags``, ``precision``, ``security-severity``); a waived finding is a result with an
+  accepted external suppression (its justification: reason, owner, end), shown closed.
 * Results are capped at GitHub's 25,000 per run; what is cut is said in a notification.
 """
 
@@ -291,6 +292,11 @@ def _result(
             if value
         },
     }
+    if finding.waiver is not None:
+        # GitHub closes an alert whose result carries an accepted suppression.
+        result["suppressions"] = [
+            {"kind": "external", "state": "accepted", "justification": str(finding.waiver)}
+        ]
     return result
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from auditor.coverage import summarize
 from auditor.formats.common import short_digest
-from auditor.model import AuditReport, NodeStatus, NodeVerdict, TargetResult, TargetStatus
+from auditor.model import AuditReport, Finding, NodeStatus, NodeVerdict, TargetResult, TargetStatus
 
 _COLORS = {
     NodeStatus.SIGNED.value: "32",
@@ -80,8 +80,15 @@ def _format_rows(rows: Sequence[tuple[str, ...]], widths: Sequence[int], color: 
     return lines
 
 
-def _finding_lines(target: TargetResult) -> list[str]:
-    lines = [f"{clean(f.kind)}: {clean(f.message)}" for f in target.findings]
+def _finding_line(finding: Finding) -> str:
+    text = f"{clean(finding.kind)}: {clean(finding.message)}"
+    if finding.waiver is not None:
+        text = f"waived {text} [{clean(str(finding.waiver))}]"
+    return text
+
+
+def _finding_lines(target: TargetResult, *, waived: bool = True) -> list[str]:
+    lines = [_finding_line(f) for f in target.findings if waived or f.waiver is None]
     if not lines and target.error:
         lines.append(f"error: {clean(target.error)}")
     return lines
@@ -93,14 +100,18 @@ def _summary(report: AuditReport) -> str:
     nodes = ", ".join(f"{n} {s.value}" for s, n in summary.nodes.items() if n)
     total = sum(summary.nodes.values())
     text = f"{len(report.targets)} target{'s' * (len(report.targets) != 1)}: {targets}"
-    return text + (f"; {total} node{'s' * (total != 1)}: {nodes}" if total else "")
+    text += f"; {total} node{'s' * (total != 1)}: {nodes}" if total else ""
+    waived = summary.findings["waived"]
+    return text + (f"; {waived} finding{'s' * (waived != 1)} waived" if waived else "")
 
 
 def render(report: AuditReport, *, quiet: bool = False, color: bool = False) -> str:
     """The table, or with ``quiet`` one line per finding (nothing when all is compliant)."""
     if quiet:
         return "".join(
-            f"{clean(t.reference)}: {line}\n" for t in report.targets for line in _finding_lines(t)
+            f"{clean(t.reference)}: {line}\n"
+            for t in report.targets
+            for line in _finding_lines(t, waived=False)
         )
     all_rows = [row for t in report.targets for row in _rows(t)]
     widths = [max(len(r[i]) for r in [_HEADER, *all_rows]) for i in range(len(_HEADER) - 1)]

@@ -298,3 +298,19 @@ def test_forget_resolves_open_problems_of_a_deleted_target() -> None:
     assert alert.transition is Transition.RESOLVED
     assert len(alert.resolved) == 2
     assert forget(REF, AlertState(), T0) is None
+
+
+def test_waived_findings_open_no_alert_until_the_waiver_expires() -> None:
+    from auditor.waivers import Waiver, apply_waivers
+
+    waiver = Waiver(REF, "arm64 signed by another team", "sec@example.com", T0 + timedelta(days=1))
+    waived = apply_waivers(SIGNED_INDEX_ONLY, [waiver], T0)
+    assert waived.status is TargetStatus.COMPLIANT
+    alert, state = decide(REF, None, waived, T0, SETTINGS)
+    assert alert is None
+    later = T0 + timedelta(days=2)
+    lapsed = apply_waivers(SIGNED_INDEX_ONLY, [waiver], later)
+    opened, _ = decide(REF, state, lapsed, later, SETTINGS)
+    assert opened is not None
+    assert opened.transition is Transition.OPENED
+    assert len(opened.opened) == 2

@@ -117,6 +117,7 @@ def test_webhook_body_schema_and_hmac() -> None:
         "platform": "linux/arm64",
         "message": f"sha256:{0:064x} has no Notary signature",
         "rule": RULE,
+        "waiver": None,
     }
     assert payload["at"] == "2026-11-02T08:30:00Z"
     body = encode(payload)

@@ -131,7 +131,7 @@ def test_json_report_structure_and_key_order() -> None:
         ("invalid-signature", B, "linux/arm64/v8"),
         ("unsigned-platform", P, "linux/ppc64le"),
     ]
-    assert list(app["findings"][0]) == ["kind", "node", "platform", "rule", "message"]
+    assert list(app["findings"][0]) == ["kind", "node", "platform", "rule", "message", "waiver"]
     index, amd64, arm64, ppc, att = app["nodes"]
     assert list(amd64) == [
         "digest",
@@ -189,6 +189,7 @@ def test_json_report_structure_and_key_order() -> None:
                 "rule": "",
                 "message": "ghcr.io/acme/gone:3 could not be checked: "
                 "registry ghcr.io answered 503 after 4 tries",
+                "waiver": None,
             }
         ],
         "error": "registry ghcr.io answered 503 after 4 tries",
@@ -204,6 +205,7 @@ def test_json_report_structure_and_key_order() -> None:
             "unverified": 0,
         },
         "targets": {"compliant": 1, "noncompliant": 1, "error": 1},
+        "findings": {"open": 3, "waived": 0},
     }
 
 

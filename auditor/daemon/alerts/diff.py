@@ -201,7 +201,9 @@ def forget(target: str, previous: AlertState | None, now: datetime) -> Alert | N
 
 
 def _problems(result: TargetResult) -> Iterable[Finding]:
-    return (f for f in result.findings if f.kind != UNCHECKED)
+    """What alerts are about: policy findings nobody accepted (a waived finding is known and
+    owned; when its waiver expires it is a problem again and opens)."""
+    return (f for f in result.findings if f.kind != UNCHECKED and f.waiver is None)
 
 
 def _unchecked_nodes(result: TargetResult) -> set[str | None]:
