@@ -21,6 +21,7 @@ from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
     RegistryConfig,
+    TrustConfig,
     environment,
     load_config,
     trust_section,
@@ -34,7 +35,6 @@ from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import load_trust_config, notation_config_dir
 from auditor.notary.trustpolicy import load_trust_policy
 from auditor.notary.verifier import Verifier
-from auditor.oci.graph import GraphLimits
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
@@ -87,10 +87,10 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
     if policy is None and store is None and not _notation_policy_present():
         return None
     trust = load_trust_config(policy, store)
-    cache = config.trust.revocation_cache if config.trust else None
-    timeout = config.trust.revocation_timeout_seconds if config.trust else 5.0
+    section = config.trust or TrustConfig()  # its defaults live in the config model only
+    timeout = section.revocation_timeout_seconds
     revocation = RevocationChecker(
-        cache_dir=cache,
+        cache_dir=section.revocation_cache,
         ocsp_timeout=timeout,
         crl_timeout=timeout,
         max_fetches=config.limits.max_revocation_fetches,
@@ -155,8 +155,9 @@ class App:
             require=Require(self.options.require) if self.options.require else None,
             formats=signature_formats(config, self._verifier),
             settings=AuditSettings(
-                limits=GraphLimits(limits.max_depth, limits.max_children, limits.max_referrers),
+                limits=limits.graph_limits(),
                 max_signatures_per_node=limits.max_signatures_per_node,
+                concurrency=limits.concurrency_per_registry,
                 target_deadline=limits.target_deadline_seconds,
                 max_nodes_per_target=limits.max_nodes_per_target,
                 max_bytes_per_target=limits.max_bytes_per_target,
@@ -218,6 +219,7 @@ class App:
                 scheme=registry.scheme if registry else None,
                 max_manifest_bytes=self.config.limits.max_manifest_bytes,
                 max_concurrency=self.config.limits.concurrency_per_registry,
+                max_referrers=self.config.limits.max_referrers,
                 retry=self._retry,
                 request_deadline=self.config.limits.request_deadline_seconds,
                 health=RegistryHealth(host, down_after=self.config.limits.registry_down_after),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from auditor.budget import BudgetedSource, TargetBudget
+from auditor.config import DEFAULT_LIMITS
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError
@@ -64,11 +65,12 @@ class AuditTarget:
 class AuditSettings:
     """Bounds of one audit; the defaults live in the config model and come in via app.py."""
 
-    limits: GraphLimits = field(default_factory=GraphLimits)
-    max_signatures_per_node: int = 100
-    target_deadline: float = 600.0
-    max_nodes_per_target: int = 50_000
-    max_bytes_per_target: int = 256 * 1024 * 1024
+    limits: GraphLimits = field(default_factory=DEFAULT_LIMITS.graph_limits)
+    max_signatures_per_node: int = DEFAULT_LIMITS.max_signatures_per_node
+    concurrency: int = DEFAULT_LIMITS.concurrency_per_registry
+    target_deadline: float = DEFAULT_LIMITS.target_deadline_seconds
+    max_nodes_per_target: int = DEFAULT_LIMITS.max_nodes_per_target
+    max_bytes_per_target: int = DEFAULT_LIMITS.max_bytes_per_target
 
 
 @dataclass
@@ -167,9 +169,12 @@ class Auditor:
                 target.ref,
                 display=display,
                 limits=self.settings.limits,
+                concurrency=self.settings.concurrency,
                 signature_tags=self._signature_tags,
             )
-            graph = build_graph(snapshot, display, is_signature=self._is_signature)
+            graph = build_graph(
+                snapshot, display, self.settings.limits, is_signature=self._is_signature
+            )
         except AuditorError as exc:
             return error_target(display, str(exc), rule=rule)
         signature_results = await self._verify_graph(target, graph.nodes)

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from auditor import __version__
 from auditor.config import load_config
-from auditor.coverage import exit_code
+from auditor.coverage import Require, exit_code
 from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
 from auditor.formats import Format, render
 from auditor.model import AuditReport
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
     now.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
     now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
-    now.add_argument("--require", choices=["index", "platforms", "both", "either"],
+    now.add_argument("--require", choices=[r.value for r in Require],
                      help="override the coverage rule's requirement for every target")
     now.add_argument("--sarif-category", metavar="NAME",
                      help="sarif: the analysis name (automationDetails), so several audits of "

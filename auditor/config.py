@@ -29,7 +29,8 @@ from pydantic import (
 from auditor.coverage import AttestationPolicy, CoverageRule, FindingKind, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
-from auditor.oci.reference import LOOPBACK_HOSTS
+from auditor.oci.graph import GraphLimits
+from auditor.oci.reference import is_loopback
 from auditor.waivers import Waiver
 
 DEFAULT_CONFIG_NAME = "auditor.yaml"
@@ -137,10 +138,7 @@ class RegistryConfig(_Strict):
     @model_validator(mode="after")
     def _plain_http_needs_insecure(self) -> RegistryConfig:
         parts = urlsplit(self.url)
-        host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.startswith("[") else (
-            parts.netloc[: parts.netloc.index("]") + 1]
-        )
-        if parts.scheme == "http" and host not in LOOPBACK_HOSTS and not self.insecure:
+        if parts.scheme == "http" and not is_loopback(parts.netloc) and not self.insecure:
             raise ValueError(f"plain http to {parts.netloc} needs insecure: true")
         return self
 
@@ -151,10 +149,6 @@ class RegistryConfig(_Strict):
     @property
     def scheme(self) -> str:
         return urlsplit(self.url).scheme
-
-    @property
-    def use_http(self) -> bool:
-        return self.scheme == "http"
 
 
 class LayoutConfig(_Strict):
@@ -354,6 +348,16 @@ class LimitsConfig(_Strict):
     )
     # OCSP / CRL requests per run (URLs taken from signed material).
     max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
+
+    def graph_limits(self) -> GraphLimits:
+        """The bounds the crawler and the graph builder enforce."""
+        return GraphLimits(self.max_depth, self.max_children, self.max_referrers)
+
+
+# The one home of every limit's default value: the config model's own defaults. Lower layers
+# that offer a default for direct callers (tests, tools) take it from here; the composition
+# root passes the configured values in.
+DEFAULT_LIMITS = LimitsConfig()
 
 
 class AuditorConfig(_Strict):

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from types import MappingProxyType
 
-from auditor.errors import UsageError
 from auditor.model import (
     Finding,
     GraphNode,
@@ -141,19 +140,6 @@ def platform_matches(selector: Platform, platform: Platform | None) -> bool:
 
 
 # --- parsing ------------------------------------------------------------------------------
-
-_RULE_KEYS = frozenset({"scope", "require", "platforms", "attestations", "name"})
-
-
-def parse_require(text: str) -> Require:
-    """``--require`` value; UsageError lists the accepted words."""
-    try:
-        return Require(text.strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"--require: {text!r} is not one of {', '.join(r.value for r in Require)}"
-        ) from None
-
 
 # --- node status --------------------------------------------------------------------------
 

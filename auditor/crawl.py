@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import AuditorError, NotFound
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
@@ -23,11 +24,10 @@ from auditor.oci.graph import (
     referrers_limit_message,
     unique_children,
 )
-from auditor.oci.manifest import ImageIndex
+from auditor.oci.manifest import FetchedManifest, ImageIndex
 from auditor.oci.snapshot import Snapshot
-from auditor.source import FetchedManifest, ManifestSource
+from auditor.source import ManifestSource
 
-DEFAULT_CONCURRENCY = 8
 T = TypeVar("T")
 
 
@@ -59,7 +59,7 @@ async def crawl(
     *,
     display: str,
     limits: GraphLimits | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULT_LIMITS.concurrency_per_registry,
     signature_tags: Callable[[str], Sequence[str]] | None = None,
 ) -> Snapshot:
     """Root (tag or digest), every index child recursively, and the referrers of every node.
@@ -70,7 +70,7 @@ async def crawl(
     ``org.opencontainers.image.ref.name`` so the format that named the tag can claim it.
     Raises the source's AuditorError when the root itself cannot be fetched.
     """
-    limits = limits or GraphLimits()
+    limits = limits or DEFAULT_LIMITS.graph_limits()
     state = _State(
         source=source,
         repository=repository,

@@ -6,22 +6,14 @@ verifier and the coverage policy never know which one they are looking at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from auditor.model import Descriptor
-from auditor.oci.manifest import Manifest
+from auditor.oci.manifest import FetchedManifest
 
-DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class FetchedManifest:
-    """A manifest whose bytes were checked against its digest before parsing."""
-
-    descriptor: Descriptor
-    raw: bytes
-    manifest: Manifest
+# FetchedManifest lives in oci/ (the pure core must not import this module); it is part of
+# this interface, so it is exported here too.
+__all__ = ["FetchedManifest", "ManifestSource"]
 
 
 class ManifestSource(Protocol):

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from auditor.audit import Auditor, AuditTarget
+from auditor.config import DEFAULT_LIMITS
 from auditor.crawl import crawl
 from auditor.layout.reader import open_layout
 from auditor.layout.writer import init_layout, tag_manifest, write_blob, write_index, write_manifest
@@ -38,7 +39,7 @@ from auditor.notary.sign import sign_jws, signature_manifest
 from auditor.notary.trustpolicy import TrustPolicy, parse_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci import mediatypes as mt
-from auditor.oci.graph import GraphLimits, build_graph
+from auditor.oci.graph import build_graph
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from auditor.oci.reference import LayoutReference
 from devkit.samples import write_sample_layout
@@ -87,7 +88,7 @@ def _wide_layout(root: Path, children: int) -> Path:
 def bench_graph_and_memory(tmp: Path, repeat: int) -> None:
     layout = _wide_layout(tmp / "wide", 1000)
     source = open_layout(layout)
-    limits = GraphLimits(max_children=1000)
+    limits = DEFAULT_LIMITS.graph_limits()  # max_children 1000: the 1,000-wide index fits
 
     async def do_crawl() -> object:
         return await crawl(source, "", "wide", display="wide", limits=limits)

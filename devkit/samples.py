@@ -44,7 +44,6 @@ OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 IN_TOTO = "application/vnd.in-toto+json"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v0.2"
-_ANNOTATION_CREATED = "org.opencontainers.image.created"
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def _write_image(path: Path, platform: Platform, content: str) -> Descriptor:
             "mediaType": mt.OCI_MANIFEST,
             "config": descriptor_json(config_desc),
             "layers": [descriptor_json(layer_desc)],
-            "annotations": {_ANNOTATION_CREATED: CREATED},
+            "annotations": {mt.ANNOTATION_CREATED: CREATED},
         },
     )
 

@@ -21,14 +21,20 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 from auditor import gojson
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import DigestMismatch, MalformedContent, NotFound, RegistryError, TooLarge
 from auditor.gojson import fields
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag, is_valid_digest, verify_digest
-from auditor.oci.manifest import ImageIndex, Manifest, parse_manifest, referrer_descriptor
+from auditor.oci.manifest import (
+    FetchedManifest,
+    ImageIndex,
+    Manifest,
+    parse_manifest,
+    referrer_descriptor,
+)
 from auditor.oci.reference import LAYOUT_PREFIX
-from auditor.source import DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest
 
 DEFAULT_MAX_TAR_BYTES = 2 * 1024 * 1024 * 1024
 DEFAULT_MAX_TAR_MEMBERS = 100_000
@@ -57,7 +63,7 @@ class OciLayoutSource:
         self,
         path: Path,
         *,
-        max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+        max_manifest_bytes: int = DEFAULT_LIMITS.max_manifest_bytes,
         display_path: Path | None = None,
     ) -> None:
         self.path = Path(path)
@@ -326,7 +332,7 @@ def read_regular_file(path: Path, max_bytes: int, what: str) -> bytes:
 def open_layout(
     path: Path,
     *,
-    max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+    max_manifest_bytes: int = DEFAULT_LIMITS.max_manifest_bytes,
     max_tar_bytes: int = DEFAULT_MAX_TAR_BYTES,
 ) -> OciLayoutSource:
     """A layout directory as is, or a tar of one extracted safely into a private temp dir.

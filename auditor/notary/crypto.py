@@ -359,8 +359,11 @@ def validate_timestamping_chain(
     _validate_chain(chain, tsa=True)
 
 
-def check_valid_at(chain: tuple[x509.Certificate, ...], when: datetime) -> None:
-    """Every certificate in ``chain`` is within its validity period at ``when``."""
+def require_valid_at(chain: tuple[x509.Certificate, ...], when: datetime) -> None:
+    """Raise unless every certificate in ``chain`` is within its validity period at ``when``.
+
+    (``chain.check_valid_at`` is the reason-returning check in notation's wording.)
+    """
     for cert in chain:
         if when < cert.not_valid_before_utc:
             raise VerificationError(

@@ -40,7 +40,6 @@ _DECODERS: Mapping[str, Callable[..., Decoded]] = {
     mt.COSE_ENVELOPE: cose.decode,
 }
 
-DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_CHAIN = 10
 
 # Critical headers this implementation understands and processes.
@@ -52,11 +51,15 @@ def parse_envelope(
     media_type: str,
     data: bytes,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     max_chain: int = DEFAULT_MAX_CHAIN,
 ) -> Envelope:
-    """Decode and validate an envelope blob; integrity itself is ``crypto.verify_integrity``."""
-    if len(data) > max_bytes:
+    """Decode and validate an envelope blob; integrity itself is ``crypto.verify_integrity``.
+
+    ``max_bytes``: refuse a larger blob; None when the caller already bounded the read (the
+    notation format fetches at most the configured ``limits.max_envelope_bytes``).
+    """
+    if max_bytes is not None and len(data) > max_bytes:
         raise VerificationError(
             f"integrity: envelope is {len(data)} bytes, over the {max_bytes}-byte limit"
         )

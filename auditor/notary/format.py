@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import AuditorError, MalformedContent
 from auditor.model import Descriptor, SignatureResult, SignatureStatus
 from auditor.notary.envelope import ENVELOPE_FORMATS
@@ -21,7 +22,6 @@ from auditor.oci.manifest import ImageManifest
 from auditor.source import ManifestSource
 
 NAME = "notation"
-DEFAULT_MAX_ENVELOPE_BYTES = 2 * 1024 * 1024
 
 
 class NotationVerifier(Protocol):
@@ -59,7 +59,7 @@ class NotationFormat:
         self,
         verifier: NotationVerifier | None,
         *,
-        max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+        max_envelope_bytes: int = DEFAULT_LIMITS.max_envelope_bytes,
     ) -> None:
         self.verifier = verifier
         self.max_envelope_bytes = max_envelope_bytes

@@ -41,9 +41,6 @@ from auditor.notary.types import SigningScheme
 from auditor.oci import mediatypes as mt
 
 SIGNING_AGENT = "registry-auditor/0.1.0"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
-CREATED_ANNOTATION = "org.opencontainers.image.created"
 _EMPTY_CONFIG = b"{}"
 
 
@@ -246,7 +243,7 @@ def signature_manifest(
     layer_digest = _sha256(envelope)
     manifest = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
+        "mediaType": mt.OCI_MANIFEST,
         "config": {
             "mediaType": mt.NOTARY_SIGNATURE,
             "digest": config_digest,
@@ -261,8 +258,8 @@ def signature_manifest(
             "size": subject.size,
         },
         "annotations": {
-            THUMBPRINT_ANNOTATION: json.dumps(thumbprints, separators=(",", ":")),
-            CREATED_ANNOTATION: when,
+            mt.ANNOTATION_NOTARY_THUMBPRINT: json.dumps(thumbprints, separators=(",", ":")),
+            mt.ANNOTATION_CREATED: when,
         },
     }
     body = json.dumps(manifest, separators=(",", ":")).encode()

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from auditor.errors import VerificationError
 from auditor.notary.crypto import (
-    check_valid_at,
     is_issued_by,
+    require_valid_at,
     subject_of,
     validate_timestamping_chain,
 )
@@ -210,7 +210,7 @@ def verify_timestamp(envelope: Envelope, tsa_roots: Sequence[x509.Certificate]) 
     except VerificationError as exc:
         raise _fail(f"invalid TSA certificate chain: {exc}") from None
     try:
-        check_valid_at(chain, gen_time)
+        require_valid_at(chain, gen_time)
     except VerificationError as exc:
         raise _fail(f"TSA certificate not valid at the timestamp: {exc}") from None
 

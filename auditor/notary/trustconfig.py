@@ -15,7 +15,9 @@ from auditor.notary.trustpolicy import TrustPolicy, load_trust_policy
 
 
 @dataclass(frozen=True)
-class TrustConfig:
+class NotationTrust:
+    """The trust policy as loaded and where it and the trust store are (not the config section)."""
+
     policy: TrustPolicy
     policy_path: Path
     store_path: Path
@@ -28,7 +30,7 @@ def notation_config_dir() -> Path:
     return base / "notation"
 
 
-def load_trust_config(policy_path: Path | None, store_path: Path | None) -> TrustConfig:
+def load_trust_config(policy_path: Path | None, store_path: Path | None) -> NotationTrust:
     """The trust policy and trust store to use: explicit paths, else notation's own config.
 
     Like notation, ``trustpolicy.oci.json`` is preferred over ``trustpolicy.json``.
@@ -47,6 +49,6 @@ def load_trust_config(policy_path: Path | None, store_path: Path | None) -> Trus
         store_path = config_dir / "truststore"
     if not store_path.is_dir():
         raise ConfigError(f"trust store directory {store_path} does not exist")
-    return TrustConfig(
+    return NotationTrust(
         policy=load_trust_policy(policy_path), policy_path=policy_path, store_path=store_path
     )

@@ -44,12 +44,13 @@ __all__ = [
 class GraphLimits:
     """Bounds that keep a hostile or broken image from exhausting the auditor.
 
-    ``max_depth``: indexes may nest this many levels (the root index is level 1).
+    ``max_depth``: indexes may nest this many levels (the root index is level 1). No defaults
+    here: the config model (``config.LimitsConfig``) holds them, the composition root passes them.
     """
 
-    max_depth: int = 8
-    max_children: int = 1000
-    max_referrers: int = 1000
+    max_depth: int
+    max_children: int
+    max_referrers: int
 
 
 def depth_limit_message(digest: str, limits: GraphLimits) -> str:
@@ -161,7 +162,7 @@ def index_entries(
 def build_graph(
     snapshot: Snapshot,
     display_reference: str,
-    limits: GraphLimits | None = None,
+    limits: GraphLimits,
     *,
     is_signature: Callable[[Descriptor], bool],
 ) -> ImageGraph:
@@ -172,7 +173,6 @@ def build_graph(
     ``entries``: a digest listed anywhere as a real platform is a platform (an attestation
     entry for the same digest does not hide it), and each entry keeps its own platform.
     """
-    limits = limits or GraphLimits()
     errors: dict[str, list[str]] = {d: list(m) for d, m in snapshot.errors.items()}
     edges: dict[str, list[str]] = {}
     entries: dict[str, list[IndexEntry]] = {}

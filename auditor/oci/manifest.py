@@ -45,6 +45,15 @@ class ImageIndex:
 Manifest = ImageManifest | ImageIndex
 
 
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest whose bytes were checked against its digest before parsing."""
+
+    descriptor: Descriptor
+    raw: bytes
+    manifest: Manifest
+
+
 _MAX_SIZE = 2**63 - 1  # Go reads sizes as int64; anything larger is an error there
 
 _DESCRIPTOR_FIELDS = ("mediaType", "digest", "size", "annotations", "platform", "artifactType")

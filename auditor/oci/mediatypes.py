@@ -22,6 +22,8 @@ JWS_ENVELOPE = "application/jose+json"
 COSE_ENVELOPE = "application/cose"
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+ANNOTATION_NOTARY_THUMBPRINT = "io.cncf.notary.x509chain.thumbprint#S256"
 ANNOTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
 ANNOTATION_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 ATTESTATION_MANIFEST = "attestation-manifest"

@@ -16,7 +16,21 @@ _HOST = re.compile(
     r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$"
 )
 LAYOUT_PREFIX = "oci-layout:"
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# Plain http is used for these without asking (``::1`` as well as ``[::1]``: a host may come
+# bracketed from a reference or bare from elsewhere).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+def hostname(host: str) -> str:
+    """``host[:port]`` without its port (``[::1]:5000`` -> ``[::1]``; a bare ``::1`` is kept)."""
+    if host.startswith("["):
+        return host[: host.index("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host[:port]`` names this machine (plain http is allowed there)."""
+    return hostname(host).lower() in LOOPBACK_HOSTS
 
 
 @dataclass(frozen=True)
@@ -31,13 +45,7 @@ class ImageReference:
     @property
     def host(self) -> str:
         """Host without port (``[::1]`` keeps its brackets)."""
-        if self.registry.startswith("["):
-            return self.registry[: self.registry.index("]") + 1]
-        return self.registry.rsplit(":", 1)[0]
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.host in LOOPBACK_HOSTS
+        return hostname(self.registry)
 
     @property
     def scope(self) -> str:

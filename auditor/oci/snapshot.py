@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from auditor.model import Descriptor
-from auditor.source import FetchedManifest
+from auditor.oci.manifest import FetchedManifest
 
 V = TypeVar("V")
 

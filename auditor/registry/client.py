@@ -12,21 +12,17 @@ from urllib.parse import quote
 import httpx
 
 from auditor import gojson
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import MalformedContent
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, is_valid_digest, verify_digest
-from auditor.oci.manifest import Manifest, parse_manifest
+from auditor.oci.manifest import FetchedManifest, Manifest, parse_manifest
 from auditor.registry import referrers
 from auditor.registry.auth import AuthProvider
 from auditor.registry.pagination import collect_pages
 from auditor.registry.retry import RegistryHealth, RetryPolicy
-from auditor.registry.transport import (
-    DEFAULT_REQUEST_DEADLINE,
-    RegistryTransport,
-    raise_for_status,
-)
-from auditor.source import DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest
+from auditor.registry.transport import RegistryTransport, raise_for_status
 
 DEFAULT_PAGE_SIZE = 100
 MAX_TAGS = 10_000
@@ -55,14 +51,14 @@ class RegistryClient:
         auth: AuthProvider | None = None,
         insecure: bool = False,
         scheme: str | None = None,
-        max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
-        max_concurrency: int = 8,
+        max_manifest_bytes: int = DEFAULT_LIMITS.max_manifest_bytes,
+        max_concurrency: int = DEFAULT_LIMITS.concurrency_per_registry,
         retry: RetryPolicy | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_tags: int = MAX_TAGS,
         max_repositories: int = MAX_REPOSITORIES,
-        max_referrers: int = referrers.MAX_REFERRERS,
-        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        max_referrers: int = DEFAULT_LIMITS.max_referrers,
+        request_deadline: float = DEFAULT_LIMITS.request_deadline_seconds,
         health: RegistryHealth | None = None,
     ) -> None:
         self.transport = RegistryTransport(
@@ -160,10 +156,6 @@ class RegistryClient:
             annotations=manifest.annotations,
         )
         return FetchedManifest(descriptor=descriptor, raw=reply.body, manifest=manifest)
-
-    async def resolve(self, repository: str, tag: str) -> FetchedManifest:
-        """What a tag points at (the same request as :meth:`get_manifest`)."""
-        return await self.get_manifest(repository, tag)
 
     async def get_blob(self, repository: str, digest: str, max_bytes: int) -> bytes:
         what = self._what(repository, digest)

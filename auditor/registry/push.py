@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import DigestMismatch, GraphLimitExceeded, MalformedContent, NotFound
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
@@ -45,7 +46,6 @@ from auditor.registry.client import RegistryClient
 from auditor.registry.transport import raise_for_status
 
 MAX_PUSH_BLOB = 512 * 1024 * 1024
-_MAX_DEPTH = 8
 _SCAN_LIMIT = 4 * 1024 * 1024
 
 
@@ -286,7 +286,7 @@ class _Pusher:
         raw, manifest = self.layout.manifest(digest, media_type)
         if digest in self.pushed:
             return manifest
-        if depth > _MAX_DEPTH:
+        if depth > DEFAULT_LIMITS.max_depth:
             raise GraphLimitExceeded(f"oci-layout:{self.layout.root}@{digest}: nested too deep")
         if isinstance(manifest, ImageIndex):
             for child in manifest.manifests:

@@ -24,7 +24,6 @@ from auditor.registry.transport import (
     raise_for_status,
 )
 
-MAX_REFERRERS = 1000
 _UNSUPPORTED = frozenset({400, 404, 405, 406, 501})
 
 
@@ -60,7 +59,7 @@ async def from_api(
     *,
     what: str,
     limit: int,
-    max_items: int = MAX_REFERRERS,
+    max_items: int,
 ) -> list[Descriptor] | None:
     """Referrers through the API, following Link pages; None when the API is missing.
 
@@ -104,7 +103,7 @@ async def from_fallback_tag(
     artifact_type: str | None,
     *,
     what: str,
-    max_items: int = MAX_REFERRERS,
+    max_items: int,
 ) -> list[Descriptor]:
     """Referrers listed by the fallback tag's index; a missing tag means none."""
     try:

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import httpx
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import RegistryError
 
 T = TypeVar("T")
@@ -63,11 +64,11 @@ class RetryPolicy:
     would pass it is not made).
     """
 
-    max_attempts: int = 4
+    max_attempts: int = DEFAULT_LIMITS.retry_attempts
     base_delay: float = 0.5
     max_delay: float = 30.0
-    max_retry_after: float = 30.0
-    budget: float = 60.0
+    max_retry_after: float = DEFAULT_LIMITS.retry_after_max_seconds
+    budget: float = DEFAULT_LIMITS.retry_budget_seconds
     jitter: bool = True
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
@@ -141,7 +142,7 @@ class RegistryHealth:
     """
 
     host: str
-    down_after: int = 5
+    down_after: int = DEFAULT_LIMITS.registry_down_after
     failures: int = 0
     down_reason: str | None = None
 

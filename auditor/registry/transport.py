@@ -16,27 +16,20 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.errors import AuthError, NotFound, RateLimited, RegistryError
+from auditor.oci.reference import is_loopback
 from auditor.registry.auth import AuthProvider
 from auditor.registry.exchange import DeadlineExceeded, Reply, exchange, join_url, origin
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
-DEFAULT_REQUEST_DEADLINE = 120.0
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-def hostname(host: str) -> str:
-    """``host`` without its port (``[::1]:5000`` -> ``[::1]``)."""
-    if host.startswith("["):
-        return host[: host.index("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 def scheme_for(host: str, insecure: bool) -> str:
     """Plain http for loopback hosts or registries marked insecure; https otherwise."""
-    return "http" if insecure or hostname(host).lower() in LOOPBACK_HOSTS else "https"
+    return "http" if insecure or is_loopback(host) else "https"
 
 
 class RepositoryNotFound(NotFound):
@@ -96,8 +89,8 @@ class RegistryTransport:
         insecure: bool = False,
         scheme: str | None = None,
         retry: RetryPolicy | None = None,
-        max_concurrency: int = 8,
-        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        max_concurrency: int,
+        request_deadline: float = DEFAULT_LIMITS.request_deadline_seconds,
         health: RegistryHealth | None = None,
     ) -> None:
         self.host = host

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from auditor.errors import AuditorError, VerificationError
 from auditor.model import Descriptor, GraphNode, SignatureStatus
-from auditor.notary.crypto import check_valid_at, verify_integrity
+from auditor.notary.crypto import require_valid_at, verify_integrity
 from auditor.notary.envelope import ENVELOPE_FORMATS, parse_envelope
 from auditor.notary.format import NotationVerifier
 from auditor.oci.manifest import ImageManifest
@@ -107,7 +107,7 @@ async def _check(
     moment = now()
     try:
         verify_integrity(envelope)
-        check_valid_at(envelope.certificate_chain, moment)
+        require_valid_at(envelope.certificate_chain, moment)
     except VerificationError:
         return None
     if envelope.expiry is not None and envelope.expiry <= moment:

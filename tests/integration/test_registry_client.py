@@ -75,7 +75,7 @@ async def test_push_signed_layout_and_read_back(client: RegistryClient) -> None:
     assert by_tag.descriptor.media_type == mt.OCI_MANIFEST
     assert by_tag.descriptor.size == len(by_tag.raw) == 517
     assert compute_digest(by_tag.raw) == IMAGE
-    by_digest = await client.resolve(repo, IMAGE)
+    by_digest = await client.get_manifest(repo, IMAGE)
     assert by_digest.raw == by_tag.raw
     assert isinstance(by_digest.manifest, ImageManifest)
 

@@ -8,7 +8,8 @@
 * a registry with the referrers API: distribution 2.8 has none, so the ``OCI-Subject`` header
   is added to its manifest-PUT answers by a forwarding transport (the only injected part);
 * hostile answers while publishing: a fallback tag that is not an index; a registry (behind a
-  forwarding proxy on 127.0.0.1) that hangs on a manifest PUT or answers 500.
+  fault proxy on 127.0.0.1, tests/support/hostile.py) that hangs on a manifest PUT or
+  answers 500.
 """
 
 from __future__ import annotations
@@ -25,19 +26,15 @@ from typing import Any
 import httpx
 import pytest
 
-from auditor.app import App, AppOptions
-from auditor.config import AuditorConfig
 from auditor.errors import MalformedContent
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag
 from auditor.registry.client import RegistryClient
 from auditor.registry.push import push_manifest
-from auditor.signing.command import SignOptions, sign
 from auditor.signing.keys import load_signing_key
-from auditor.signing.plan import Selection
 from devkit.samples import SampleLayout, write_sample_layout
-from tests.support.forwarding_proxy import Fault, forwarding_proxy
+from tests.support.hostile import FaultProxy, Request, Response, Rule, fault_proxy
 from tests.support.paths import FIXTURES
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import CliRun, audit_json, isolate_environment, push, run_cli
@@ -206,29 +203,15 @@ def test_a_misbehaving_tsa_fails_the_node_and_publishes_nothing(
     assert (layout / "index.json").read_bytes() == before
 
 
-class SubjectAcknowledging(httpx.AsyncBaseTransport):
-    """Forwards to the real registry; answers manifest PUTs of referrers with OCI-Subject,
-    as an OCI 1.1 registry with the referrers API does. Records every request line."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.seen: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(f"{request.method} {request.url.path}")
-        body = await request.aread()
-        response = await self.inner.handle_async_request(request)
-        if request.method == "PUT" and "/manifests/" in request.url.path:
-            subject = json.loads(body).get("subject")
-            if subject:
-                await response.aread()
-                headers = [*response.headers.raw, (b"OCI-Subject", subject["digest"].encode())]
-                return httpx.Response(response.status_code, headers=headers,
-                                      content=response.content)
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+def _acknowledge_subject(request: Request, answer: Response) -> Response | None:
+    """What an OCI 1.1 registry with the referrers API adds to a referrer's manifest PUT."""
+    if request.method != "PUT" or "/manifests/" not in request.path or answer.status != 201:
+        return None
+    subject = json.loads(request.body).get("subject")
+    if not subject:
+        return None
+    return Response(answer.status, [*answer.headers, ("OCI-Subject", subject["digest"])],
+                    answer.body)
 
 
 @pytest.mark.registry
@@ -238,23 +221,17 @@ def test_a_registry_with_the_referrers_api_gets_no_fallback_tag(
     repository = f"sign/ref-{uuid.uuid4().hex[:8]}"
     push(registry.host, sample.path, repository)
     keys, _ = _identity(tmp_path / "id")
-    key = load_signing_key(Path(keys[1]), Path(keys[3]))
-    transport = SubjectAcknowledging()
-
-    async def run() -> Any:
-        async with App(AuditorConfig(), AppOptions(), transport=transport) as app:
-            return await sign(
-                app, f"{registry.host}/{repository}:v1", key, Selection(recursive=True),
-                SignOptions(),
-            )
-
-    report = asyncio.run(run())
-    signed = [n for n in report.nodes if n.outcome.value == "signed"]
+    with fault_proxy(registry.url) as proxy:
+        proxy.rules = [_acknowledge_subject, _relocate(proxy)]
+        run = run_cli(["sign", f"{proxy.host}/{repository}:v1", *keys, "-r", "--format", "json"])
+        puts = [r.path for r in proxy.requests if r.method == "PUT" and "/manifests/" in r.path]
+    assert run.code == 0, run.stderr
+    signed = [n for n in run.report["nodes"] if n["outcome"] == "signed"]
     assert len(signed) == 4
-    assert {n.via for n in signed} == {"referrers API"}
+    assert {n["via"] for n in signed} == {"referrers API"}
     # Fallback tags are read (the crawl asks for referrers) but never written.
-    assert not [line for line in transport.seen if line.startswith("PUT /v2/") and
-                "/manifests/sha256-" in line]
+    assert len(puts) == 4  # the four signature manifests, by digest
+    assert not [p for p in puts if "/manifests/sha256-" in p]
     listed = asyncio.run(_tags(registry.host, repository))
     assert not [t for t in listed if t.startswith("sha256-")]
 
@@ -310,36 +287,69 @@ def test_a_fallback_tag_that_is_not_an_index_is_named_and_nothing_is_signed_over
         asyncio.run(publish_directly())
 
 
+def _relocate(proxy: FaultProxy) -> Rule:
+    """Upload ``Location``s name the registry behind the proxy; point them at the proxy."""
+
+    def rule(_request: Request, answer: Response) -> Response | None:
+        if not any(k.lower() == "location" for k, _ in answer.headers):
+            return None
+        headers = [
+            (k, v.replace(proxy.upstream, proxy.url) if k.lower() == "location" else v)
+            for k, v in answer.headers
+        ]
+        return Response(answer.status, headers, answer.body)
+
+    return rule
+
+
+def _fault(method: str, path_part: str, answer: Response) -> Rule:
+    def rule(request: Request, _answer: Response) -> Response | None:
+        return answer if request.method == method and path_part in request.path else None
+
+    return rule
+
+
 @pytest.mark.registry
 @pytest.mark.parametrize(
-    ("fault", "message"),
+    ("method", "path_part", "answer", "message"),
     [
-        (Fault("PUT", "/manifests/sha256:", "stall"), "ReadTimeout"),
-        (Fault("PUT", "/manifests/sha256-", "http500"), "HTTP 500"),
-        (Fault("POST", "/blobs/uploads/", "http500"), "HTTP 500"),
+        # Headers promising a body that never comes.
+        ("PUT", "/manifests/sha256:", Response(201, [("Content-Length", "64")], hang=True),
+         "ReadTimeout"),
+        ("PUT", "/manifests/sha256-", Response(500, body=b"injected"), "HTTP 500"),
+        ("POST", "/blobs/uploads/", Response(500, body=b"injected"), "HTTP 500"),
     ],
     ids=["manifest-put-hangs", "fallback-put-500", "upload-500"],
 )
 def test_a_registry_failing_the_push_fails_the_nodes_by_name_within_bounds(
-    registry: RunningRegistry, sample: SampleLayout, tmp_path: Path, fault: Fault, message: str
+    registry: RunningRegistry,
+    sample: SampleLayout,
+    tmp_path: Path,
+    method: str,
+    path_part: str,
+    answer: Response,
+    message: str,
 ) -> None:
     repository = f"sign/faulty-{uuid.uuid4().hex[:8]}"
     push(registry.host, sample.path, repository)
     keys, _ = _identity(tmp_path / "id")
     config = tmp_path / "auditor.yaml"
     config.write_text("limits:\n  timeout_seconds: 1\n")
-    with forwarding_proxy(registry.url, fault) as proxy:
+    with fault_proxy(registry.url) as proxy:
+        proxy.rules = [_fault(method, path_part, answer), _relocate(proxy)]
         started = time.monotonic()
         run = run_cli([
             "sign", f"{proxy.host}/{repository}:v1-single", *keys, "--config", str(config),
             "--format", "json",
         ])
         elapsed = time.monotonic() - started
-    assert fault.hits >= 1
+        hits = [r for r in proxy.requests if r.method == method and path_part in r.path]
+        at_fault = proxy.host
+    assert hits
     assert elapsed < 20, f"signing took {elapsed:.1f}s against a failing registry"
     assert run.code == 1, run.stderr
     assert "Traceback" not in run.stderr
     (node,) = run.report["nodes"]
     assert node["outcome"] == "failed"
     assert message in node["reason"]
-    assert proxy.host in node["reason"]  # the registry at fault is named
+    assert at_fault in node["reason"]  # the registry at fault is named

@@ -143,3 +143,72 @@ def test_unreachable_responder_is_an_error_when_enforced(
     assert "revocation status is unknown" in reason
     skipped = _verify(_policy("strict", revocation="skip"), store, responder, signed)
     assert skipped[0] is SignatureStatus.VALID
+
+
+# --- URLs from signed material: only for anchored chains, bounded in time and number --------
+
+
+def _checker(base: str, **kwargs: object) -> RevocationChecker:
+    return RevocationChecker(
+        url_rewrite=lambda url: url.replace("http://localhost:10087", base),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_unanchored_chain_urls_are_not_fetched(
+    tmp_path: Path, responder: OcspResponder, signed: tuple[ImageManifest, bytes]
+) -> None:
+    """The trust store holds another root: the envelope's OCSP URL is the signer's to choose,
+    so nothing is fetched; under ``audit`` that changes nothing (both are logged)."""
+    from tests.support.pki_servers import CRL_DIR
+
+    other = tmp_path / "x509" / "ca" / "ocsp-root"
+    other.mkdir(parents=True)
+    (other / "root.crt").write_bytes((CRL_DIR / "root.crt").read_bytes())
+    with _checker(responder.base) as checker:
+        verifier = Verifier(_policy("audit"), tmp_path, revocation=checker)  # type: ignore[arg-type]
+        result = verifier.verify(
+            "r.example/app", SUBJECT, signed[0], signed[1], "sha256:" + "9" * 64
+        )
+    assert responder.hits == []
+    assert result.status is SignatureStatus.VALID
+    assert any("OCSP/CRL URLs are not fetched" in w for w in result.warnings)
+
+
+def test_revocation_fetches_are_capped_per_run(
+    store: Path, responder: OcspResponder, signed: tuple[ImageManifest, bytes]
+) -> None:
+    with _checker(responder.base, max_fetches=1) as checker:
+        verifier = Verifier(_policy("strict"), store, revocation=checker)  # type: ignore[arg-type]
+        first = verifier.verify(
+            "r.example/app", SUBJECT, signed[0], signed[1], "sha256:" + "8" * 64
+        )
+        second = verifier.verify(
+            "r.example/app", SUBJECT, signed[0], signed[1], "sha256:" + "7" * 64
+        )
+    assert first.status is SignatureStatus.VALID, first.reason
+    assert second.status is SignatureStatus.ERROR
+    assert "limits.max_revocation_fetches" in second.reason
+    assert len(responder.hits) == 1
+
+
+def test_dripping_responder_ends_at_its_deadline(
+    store: Path, signed: tuple[ImageManifest, bytes]
+) -> None:
+    """Scripted: an OCSP answer dripping one byte every 0.2 s (inside the 1 s read timeout)."""
+    import time
+
+    from tests.support.hostile import Response, hostile_server
+
+    with hostile_server(lambda r: Response(200, [], b"0" * 200, drip=0.2)) as slow:
+        started = time.monotonic()
+        with _checker(slow.url, ocsp_timeout=1.0, crl_timeout=1.0) as checker:
+            verifier = Verifier(_policy("strict"), store, revocation=checker)  # type: ignore[arg-type]
+            result = verifier.verify(
+                "r.example/app", SUBJECT, signed[0], signed[1], "sha256:" + "6" * 64
+            )
+        elapsed = time.monotonic() - started
+        assert len(slow.requests) == 1
+    assert result.status is SignatureStatus.ERROR
+    assert "no complete answer within 1s" in result.reason
+    assert elapsed < 5

@@ -17,7 +17,7 @@ def test_minimal_config_defaults(tmp_path: Path) -> None:
     assert source == path
     reg = config.registries[0]
     assert reg.host == "127.0.0.1:5000"
-    assert reg.use_http
+    assert reg.scheme == "http"
     assert reg.tags.include == ["*"]
     assert reg.tags.limit == 50
     assert config.limits.max_manifest_bytes == 4 * 1024 * 1024
@@ -57,7 +57,7 @@ def test_plain_http_beyond_loopback_needs_insecure() -> None:
         {"registries": [{"url": "http://reg.lan:5000", "repositories": ["a"], "insecure": True}]},
         "c",
     )
-    assert ok.registries[0].use_http
+    assert ok.registries[0].scheme == "http"
 
 
 def test_password_env_is_read_at_load_and_never_shown() -> None:

@@ -13,12 +13,11 @@ from auditor.coverage import (
     error_target,
     exit_code,
     node_status,
-    parse_require,
     platform_matches,
     select_rule,
     summarize,
 )
-from auditor.errors import ConfigError, UsageError
+from auditor.errors import ConfigError
 from auditor.model import (
     GraphNode,
     NodeKind,
@@ -253,12 +252,6 @@ def test_rules_from_config_report_every_problem_with_its_path() -> None:
         assert any(line.startswith(prefix) for line in lines), (prefix, lines)
     with pytest.raises(ConfigError, match=r"cfg: coverage: "):
         _rules({"scope": "*"})
-
-
-def test_parse_require() -> None:
-    assert parse_require(" Either ") is Require.EITHER
-    with pytest.raises(UsageError, match="--require: 'all' is not one of index, platforms"):
-        parse_require("all")
 
 
 def _target(status: TargetStatus, *node_statuses: NodeStatus) -> TargetResult:

@@ -23,8 +23,7 @@ from auditor.model import Descriptor, ImageGraph, NodeKind
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
 from auditor.oci.graph import GraphLimits
-from auditor.oci.manifest import parse_manifest
-from auditor.source import FetchedManifest
+from auditor.oci.manifest import FetchedManifest, parse_manifest
 from devkit.samples import TAG, attach_referrer, write_sample_layout
 from tests.support.graphs import notation_graph
 from tests.support.paths import FIXTURES

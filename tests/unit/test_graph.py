@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+from auditor.config import DEFAULT_LIMITS
 from auditor.model import Descriptor, NodeKind, OtherReferrer, Platform
 from auditor.notary.format import is_notation_signature
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest
-from auditor.oci.graph import GraphLimits, split_referrers
-from auditor.oci.manifest import parse_manifest
+from auditor.oci.graph import split_referrers
+from auditor.oci.manifest import FetchedManifest, parse_manifest
 from auditor.oci.snapshot import Snapshot
-from auditor.source import FetchedManifest
 from tests.support.graphs import notation_graph
 
 CONFIG = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "", "size": 2}
@@ -287,7 +288,9 @@ def test_custom_limits_and_crawl_messages_are_not_duplicated() -> None:
         "children not read"
     )
     snapshot = _snapshot(root, errors={root.descriptor.digest: (message,)})
-    graph = notation_graph(snapshot, "example:v1", GraphLimits(max_children=2))
+    graph = notation_graph(
+        snapshot, "example:v1", replace(DEFAULT_LIMITS.graph_limits(), max_children=2)
+    )
     assert graph.nodes[0].error == message
 
 

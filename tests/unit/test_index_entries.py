@@ -23,7 +23,6 @@ from auditor.model import (
 )
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest
-from auditor.oci.graph import GraphLimits
 from auditor.oci.manifest import parse_manifest
 from auditor.oci.snapshot import Snapshot
 from auditor.source import FetchedManifest
@@ -183,9 +182,7 @@ def test_shared_children_in_a_deep_dag_are_evaluated_once() -> None:
         everything.extend(level)
     root = index(*(entry(child, None) for child in level))
     manifests = {m.descriptor.digest: m for m in (root, *everything)}
-    graph = notation_graph(
-        Snapshot("x:v1", root.descriptor.digest, manifests), "x:v1", GraphLimits()
-    )
+    graph = notation_graph(Snapshot("x:v1", root.descriptor.digest, manifests), "x:v1")
     assert len(graph.nodes) == 1 + 7 * 12 + 1
     target = evaluate_target("x:v1", graph, {}, CoverageRule(require=Require.EITHER))
     assert target.status.value == "noncompliant"

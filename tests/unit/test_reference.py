@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.errors import InvalidReference
-from auditor.oci.reference import ImageReference, LayoutReference, parse_reference
+from auditor.oci.reference import ImageReference, LayoutReference, is_loopback, parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -66,11 +66,11 @@ def test_reference_properties() -> None:
     ref = parse_reference("[::1]:5000/team/app:v1")
     assert isinstance(ref, ImageReference)
     assert ref.host == "[::1]"
-    assert ref.is_loopback
+    assert is_loopback(ref.registry)
     assert ref.scope == "[::1]:5000/team/app"
     assert str(ref.with_digest(DIGEST)) == f"[::1]:5000/team/app:v1@{DIGEST}"
     assert ref.with_digest(DIGEST).ref == DIGEST
     remote = parse_reference("ghcr.io/acme/app")
     assert isinstance(remote, ImageReference)
-    assert not remote.is_loopback
+    assert not is_loopback(remote.registry)
     assert remote.ref is None

@@ -315,3 +315,35 @@ def test_client_is_a_manifest_source() -> None:
     """Static check (mypy) that the client satisfies the shared protocol, plus its name."""
     source: ManifestSource = make_client(lambda request: httpx.Response(500))
     assert source.name == HOST
+
+
+async def test_https_is_never_followed_to_plain_http() -> None:
+    """Injected: a redirect from the https registry to a plain-http URL (a real registry on
+    127.0.0.1 speaks plain http, so it cannot show a downgrade)."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.scheme == "https":
+            return httpx.Response(307, headers={"Location": "http://cdn.example/blob"})
+        return httpx.Response(200, content=b"{}")
+
+    client = make_client(handler)
+    with pytest.raises(RegistryError, match="refusing a redirect from https to plain http"):
+        await client.get_manifest("app", "v1")
+    assert seen == ["https://registry.test/v2/app/manifests/v1"]
+
+
+async def test_https_registry_naming_a_plain_http_realm_is_an_auth_error() -> None:
+    """Injected: the https registry's challenge names an http realm; nothing is sent to it."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        challenge = 'Bearer realm="http://auth.example/token",service="r"'
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+
+    client = make_client(handler, auth=AuthProvider.basic("bot", Secret("pw")))
+    with pytest.raises(AuthError, match="plain-http token realm"):
+        await client.get_manifest("app", "v1")
+    assert all(url.startswith("https://registry.test/") for url in seen)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.audit import Auditor, AuditTarget
+from auditor.config import DEFAULT_LIMITS
 from auditor.crawl import crawl
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.layout.writer import tag_manifest, write_manifest
@@ -100,7 +101,7 @@ async def test_crawl_probes_a_formats_tags_and_the_graph_classifies_by_claim(
     snapshot = await crawl(
         OciLayoutSource(sample.path), "", TAG, display=TAG, signature_tags=fmt.signature_tags
     )
-    graph = build_graph(snapshot, TAG, is_signature=fmt.claims)
+    graph = build_graph(snapshot, TAG, DEFAULT_LIMITS.graph_limits(), is_signature=fmt.claims)
     # Absent tags (every other node) are not errors; the tagged manifest is amd64's signature.
     assert all(n.error is None for n in graph.nodes)
     by_digest = {n.digest: n for n in graph.nodes}

@@ -17,12 +17,12 @@ from auditor.budget import BudgetedSource, TargetBudget, TargetBudgetExceeded
 from auditor.decoding import BoundedDecoder
 from auditor.errors import AuditorError, AuthError, RegistryError, TooLarge
 from auditor.model import Descriptor
+from auditor.oci.manifest import FetchedManifest
 from auditor.registry.auth import parse_token_response, realm_url
 from auditor.registry.challenge import Challenge, parse_all, parse_challenges
 from auditor.registry.exchange import join_url
 from auditor.registry.pagination import next_link
 from auditor.registry.retry import RegistryDown, RegistryHealth, RetryPolicy, parse_retry_after
-from auditor.source import FetchedManifest
 
 BASE = httpx.URL("https://registry.example:5000/v2/app/tags/list")
 header_text = st.text(max_size=300) | st.sampled_from(
