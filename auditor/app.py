@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarg
 from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
+    LayoutConfig,
     RegistryConfig,
     TrustConfig,
     environment,
@@ -27,7 +28,7 @@ from auditor.config import (
     trust_section,
 )
 from auditor.coverage import CoverageRule, Require, error_target
-from auditor.errors import AuditorError, ConfigError
+from auditor.errors import AuditorError, ConfigError, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
 from auditor.notary.format import NotationFormat
@@ -41,7 +42,12 @@ from auditor.registry.credentials import default_docker_config_path, docker_cred
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.secret import Secret
 from auditor.signatures.interface import SignatureFormat
+from auditor.source import ManifestSource
+from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
+from auditor.state.naming import registry_source
+from auditor.state.store import Store
 from auditor.targets import Expander
+from auditor.verdicts import MemoryVerdictCache, VerdictCache
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,23 @@ async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
     return AuthProvider.anonymous()
 
 
+def trust_files(config: AuditorConfig, options: AppOptions) -> tuple[Path | None, Path]:
+    """The trust policy file and the directory whose files the verdicts depend on: the
+    configured ones, else notation's whole config directory (policy and trust store)."""
+    policy, store = _trust_paths(config, options)
+    return policy, store or notation_config_dir()
+
+
+ResponseHook = Callable[[httpx.Response], None]
+
+
 class App:
-    """Owns the run's resources; use as ``async with App(config) as app``."""
+    """Owns the run's resources; use as ``async with App(config) as app``.
+
+    With a ``store`` (auditor/state), registry reads by digest and signature verdicts are
+    cached in it across runs and restarts; ``on_response`` sees every registry response (the
+    daemon counts them by host and status code).
+    """
 
     def __init__(
         self,
@@ -134,16 +155,22 @@ class App:
         *,
         progress: Callable[[str], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        store: Store | None = None,
+        on_response: ResponseHook | None = None,
     ) -> None:
         self.config = config
         self.options = options or AppOptions()
+        self.store = store
         self._progress = progress
         self._transport = transport
+        self._on_response = on_response
         self._stack = AsyncExitStack()
         self._http: dict[tuple[bool, str | None], httpx.AsyncClient] = {}
         self._registries: dict[str, RegistryClient] = {}
+        self._sources: dict[str, ManifestSource] = {}
         self._layouts: dict[Path, OciLayoutSource] = {}
         self._verifier = build_verifier(config, self.options)
+        self.trust_hash = trust_fingerprint(*trust_files(config, self.options))
         limits = config.limits
         self._retry = RetryPolicy(
             max_attempts=limits.retry_attempts,
@@ -163,8 +190,35 @@ class App:
                 max_bytes_per_target=limits.max_bytes_per_target,
             ),
             progress=progress,
+            cache=self._verdict_cache(),
             waivers=tuple(w.to_waiver() for w in config.waivers),
         )
+
+    def _verdict_cache(self) -> VerdictCache:
+        if self.store is None:
+            return MemoryVerdictCache()
+        return StoreVerdictCache(self.store, self.trust_hash)
+
+    def refresh_trust(self) -> bool:
+        """Re-read the trust files if any changed since the last run (the daemon asks before
+        each run): a new verifier, the formats rebuilt on it, and a verdict cache keyed by the
+        new hash. True if changed. A trust configuration broken by the edit raises
+        ConfigError and the old one stays."""
+        current = trust_fingerprint(*trust_files(self.config, self.options))
+        if current == self.trust_hash:
+            return False
+        verifier = build_verifier(self.config, self.options)
+        old, self._verifier = self._verifier, verifier
+        self.trust_hash = current
+        self.auditor.formats = signature_formats(self.config, verifier)
+        self.auditor.cache = self._verdict_cache()
+        if old is not None:
+            old.close()
+        if self.store is not None:
+            # Stale verdicts are unreachable under the new hash anyway: dropping them is tidying.
+            with suppress(StateError):
+                self.store.forget_verdicts_except(current)
+        return True
 
     @property
     def verifier(self) -> Verifier | None:
@@ -194,6 +248,12 @@ class App:
         key = (insecure, ca_file)
         if key not in self._http:
             verify: bool | str = False if insecure else (ca_file or True)
+            hook = self._on_response
+
+            async def observe(response: httpx.Response) -> None:
+                if hook is not None:
+                    hook(response)
+
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.config.limits.timeout_seconds),
                 verify=verify,
@@ -202,13 +262,26 @@ class App:
                 # so that credentials never follow one to another origin.
                 follow_redirects=False,
                 trust_env=False,
+                event_hooks={"response": [observe]} if hook is not None else None,
             )
             self._stack.push_async_callback(client.aclose)
             self._http[key] = client
         return self._http[key]
 
-    async def registry(self, host: str) -> RegistryClient:
-        """The source for one registry host, made once (the SourceFactory of targets.py)."""
+    async def registry(self, host: str) -> ManifestSource:
+        """The source for one registry host, made once (the SourceFactory of targets.py);
+        behind the state store's content cache when there is a store."""
+        if host not in self._sources:
+            client = await self.registry_client(host)
+            self._sources[host] = (
+                CachingSource(client, self.store, registry_source(host))
+                if self.store is not None
+                else client
+            )
+        return self._sources[host]
+
+    async def registry_client(self, host: str) -> RegistryClient:
+        """The registry client itself, made once per host."""
         if host not in self._registries:
             registry = self.config.registry_for(host)
             self._registries[host] = RegistryClient(
@@ -241,6 +314,13 @@ class App:
         if references:
             return await expander.from_arguments(references)
         return await expander.from_config()
+
+    async def registry_targets(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
+        """Pinned targets of one configured registry (the daemon schedules registries apart)."""
+        return await Expander(self, self.config).from_registry(registry)
+
+    async def layout_targets(self, layout: LayoutConfig) -> list[AuditTarget | TargetResult]:
+        return await Expander(self, self.config).from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
         """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""

@@ -36,6 +36,7 @@ from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
+from auditor.verdicts import MemoryVerdictCache, VerdictCache, verdict_key
 from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
@@ -79,11 +80,11 @@ class Auditor:
 
     ``require`` (the ``--require`` flag) overrides every rule's requirement. ``formats`` are
     the registered signature formats (the composition root's list): a referrer is a signature
-    when one of them claims it, and that format judges it. Verdicts on signatures are cached for
-    the life of the object (the daemon keeps one and re-audits cheaply), keyed by everything a
-    verdict depends on: the signature manifest's digest (which pins its envelope), the subject's
-    whole descriptor (media type, digest *and* size: a signature binds all three) and the scope
-    (the trust policy statement); a valid verdict is dropped once its ``valid_until`` passed.
+    when one of them claims it, and that format judges it. Verdicts on signatures go through
+    ``cache`` (auditor/verdicts.py: in memory for the object's life, or the state store's) keyed
+    by everything a verdict depends on (:func:`~auditor.verdicts.verdict_key`: the signature
+    digest, the subject's whole descriptor, the scope), so the daemon can keep one and re-audit
+    cheaply.
     """
 
     rules: Sequence[CoverageRule]
@@ -91,8 +92,8 @@ class Auditor:
     require: Require | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
+    cache: VerdictCache = field(default_factory=MemoryVerdictCache)
     waivers: Sequence[Waiver] = ()
-    _cache: dict[tuple[str, str, str, int, str], SignatureResult] = field(default_factory=dict)
 
     async def run(
         self,
@@ -229,16 +230,14 @@ class Auditor:
     async def _verify_one(
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
-        key = (signature.digest, subject.media_type, subject.digest, subject.size, target.scope)
-        cached = self._cache.get(key)
-        if cached is not None and (
-            cached.valid_until is None or cached.valid_until > datetime.now(UTC)
-        ):
+        key = verdict_key(signature.digest, subject, target.scope)
+        cached = self.cache.get(key)
+        if cached is not None:
             return cached
         result = await self._fetch_and_verify(target, subject, signature)
         if result.status is not SignatureStatus.ERROR:
             # Errors are transient (registry, network): never cache them.
-            self._cache[key] = result
+            self.cache.put(key, result)
         return result
 
     async def _fetch_and_verify(

@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "one commit can be uploaded side by side (default: registry-auditor)")
     now.add_argument("--quiet", "-q", action="store_true", help="table: print findings only")
     now.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    now.add_argument("--state", type=Path,
+                     help="state database to reuse caches from and record the run in "
+                          "(default: the config's state.path, else none)")
+
+    serve = sub.add_parser("serve", help="run the daemon: scheduled audits, state, /metrics")
+    _add_config(serve)
+    serve.add_argument("--state", type=Path,
+                       help="state database (default: the config's state.path, else ./auditor.db)")
+    serve.add_argument("--listen", metavar="HOST:PORT",
+                       help="HTTP listener (default: the config's server.listen, else "
+                            "$AUDITOR_LISTEN, else 127.0.0.1:9464)")
 
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
@@ -81,6 +92,7 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from auditor.app import App, AppOptions
+    from auditor.state.runs import open_state, record_cli_run
 
     config, _ = load_config(args.config)
     options = AppOptions(
@@ -98,9 +110,20 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
         stderr.write(f"\r\033[K{line}")
         stderr.flush()
 
+    state_path = args.state or (config.state.path if config.state else None)
+
     async def run() -> AuditReport:
-        async with App(config, options, progress=progress if show_progress else None) as app:
-            return await app.audit(args.targets)
+        store = open_state(state_path) if state_path else None
+        try:
+            async with App(
+                config, options, progress=progress if show_progress else None, store=store
+            ) as app:
+                if store is None:
+                    return await app.audit(args.targets)
+                return await record_cli_run(store, app, args.targets)
+        finally:
+            if store is not None:
+                store.close()
 
     report = asyncio.run(run())
     if show_progress:
@@ -141,6 +164,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         args = build_parser().parse_args(arguments)
         if args.command == "audit":
             return _run_audit_now(args, out, err)
+        if args.command == "serve":
+            from auditor.daemon.command import run_serve
+
+            return run_serve(args.config, state=args.state, listen=args.listen)
         if args.command == "sign":
             return signing_commands.run_sign(args, out)
         if args.command == "keys":

@@ -6,6 +6,7 @@ environment variables, which are read at load time and held as ``SecretStr``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -360,6 +361,119 @@ class LimitsConfig(_Strict):
 DEFAULT_LIMITS = LimitsConfig()
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int | float, *, zero: bool = False) -> float:
+    """``15m``, ``1h``, ``5s``, ``1d`` (or a bare number of seconds) -> seconds; positive
+    unless ``zero`` allows 0."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        value = str(text).strip()
+        unit = value[-1:].lower()
+        number = value[:-1] if unit in _DURATION_UNITS else value
+        try:
+            seconds = float(number) * _DURATION_UNITS.get(unit, 1)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 1h or 1d") from None
+    if not math.isfinite(seconds) or not (seconds >= 0 if zero else seconds > 0):
+        raise ValueError(f"{text!r}: a duration must be {'0 or more' if zero else 'positive'}")
+    return seconds
+
+
+class ScheduleConfig(_Strict):
+    """When the daemon re-audits each registry and layout: every ``interval`` or on ``cron``."""
+
+    interval: str | None = None
+    cron: str | None = None
+    jitter: str | None = None
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _check_jitter(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value, zero=True)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            if len(value.split()) != 5:
+                raise ValueError(f"{value!r} is not a five-field cron expression")
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScheduleConfig:
+        if self.interval is not None and self.cron is not None:
+            raise ValueError("give interval or cron, not both")
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval or "15m")
+
+    @property
+    def jitter_seconds(self) -> float:
+        """Default: a tenth of the interval, at most a minute, so replicas and registries
+        spread out without drifting far from the schedule."""
+        if self.jitter is not None:
+            return parse_duration(self.jitter, zero=True)
+        return min(60.0, self.interval_seconds / 10) if self.cron is None else 0.0
+
+
+class ServerConfig(_Strict):
+    """The daemon's one HTTP listener; ``/audit`` beyond loopback needs the bearer token."""
+
+    listen: str = "127.0.0.1:9464"
+    token_env: str | None = None
+    grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class StateConfig(_Strict):
+    """Where runs, latest results, node history and content caches are kept (SQLite)."""
+
+    path: Path = Path("auditor.db")
+    keep_runs: int = Field(default=500, ge=1, le=1_000_000)
+
+
+class MetricsConfig(_Strict):
+    """Per-node series can be capped or turned off; what the cap drops is itself reported."""
+
+    per_node: bool = True
+    max_series: int = Field(default=50_000, ge=0, le=10_000_000)
+
+
 class AuditorConfig(_Strict):
     registries: list[RegistryConfig] = Field(default_factory=list)
     layouts: list[LayoutConfig] = Field(default_factory=list)
@@ -368,6 +482,10 @@ class AuditorConfig(_Strict):
     coverage: list[CoverageRuleConfig] = Field(default_factory=list)
     waivers: list[WaiverConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    state: StateConfig | None = None
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     def registry_for(self, host: str) -> RegistryConfig | None:
         for registry in self.registries:
@@ -480,6 +598,9 @@ def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
             update={"trusted_root": fix(cosign.trusted_root), "rules": rules}
         )
     layouts = [lay.model_copy(update={"path": fix(lay.path)}) for lay in config.layouts]
+    state = config.state
+    if state is not None:
+        state = state.model_copy(update={"path": fix(state.path)})
     registries = []
     for reg in config.registries:
         update: dict[str, Any] = {"ca_file": fix(reg.ca_file)}
@@ -489,7 +610,13 @@ def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:
             )
         registries.append(reg.model_copy(update=update))
     return config.model_copy(
-        update={"trust": trust, "cosign": cosign, "layouts": layouts, "registries": registries}
+        update={
+            "trust": trust,
+            "cosign": cosign,
+            "layouts": layouts,
+            "registries": registries,
+            "state": state,
+        }
     )
 
 

@@ -70,5 +70,10 @@ class VerificationError(AuditorError):
     """A signature could not be verified (malformed envelope, bad chain, ...)."""
 
 
+class StateError(AuditorError):
+    """The state database cannot be opened, migrated, read or written (locked, read-only,
+    damaged, or newer than this program)."""
+
+
 class SigningError(AuditorError):
     """Producing or attaching a signature failed."""

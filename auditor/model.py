@@ -220,6 +220,9 @@ class SignatureResult:
     # timestamp) the earliest certificate expiry of its chain. Drives re-verification of
     # cached verdicts, the expiry metric and `expiring` alerts. None: never, or not valid.
     valid_until: datetime | None = None
+    # The earliest time the verdict may change without the signature changing (an expiry, a
+    # certificate becoming valid, cached revocation data going stale): caches re-evaluate then.
+    recheck_at: datetime | None = None
 
 
 @dataclass(frozen=True)

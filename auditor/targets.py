@@ -122,6 +122,13 @@ class Expander:
             out.extend(await self._expand_layout(layout))
         return out
 
+    async def from_registry(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
+        """Every target of one configured registry (repositories, globs, tag filter)."""
+        return await self._expand_registry(registry)
+
+    async def from_layout(self, layout: LayoutConfig) -> list[AuditTarget | TargetResult]:
+        return await self._expand_layout(layout)
+
     async def expand(self, reference: Reference) -> list[AuditTarget | TargetResult]:
         if isinstance(reference, LayoutReference):
             return await self._expand_layout(

@@ -7,6 +7,7 @@ prints the ratio, so numbers compare across machines: the ratio is what to watch
 - verify:  Verifier.verify of one JWS signature vs the bare RSA-PSS check of the same bytes
 - audit:   a warm audit (verdict cache) of a signed sample layout vs a cold one
 - memory:  peak traced allocation while crawling the 1,000-platform layout vs its manifest bytes
+- reaudit: requests and time of a warm re-audit of a real registry (state database) vs a cold one
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from auditor.oci import mediatypes as mt
 from auditor.oci.graph import build_graph
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from auditor.oci.reference import LayoutReference
+from benchmarks.reaudit import bench_reaudit
 from devkit.samples import write_sample_layout
 from devkit.signing import sign_in_layout
 from devkit.testpki import make_pki
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_graph_and_memory(root, args.repeat)
         bench_verify(root, args.repeat)
         bench_audit(root, args.repeat)
+        bench_reaudit(root, max(3, args.repeat // 3))
     return 0
 
 

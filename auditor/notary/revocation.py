@@ -63,6 +63,8 @@ class CertRevocation:
     status: RevocationStatus
     method: str | None  # "ocsp", "crl" or None
     detail: str
+    # When the answer that decided this goes stale (OCSP/CRL nextUpdate): re-check after it.
+    next_update: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ class ChainRevocation:
                 if cert.status is wanted:
                     return cert
         return None
+
+    @property
+    def next_update(self) -> datetime | None:
+        """The earliest time any certificate's revocation answer goes stale."""
+        times = [c.next_update for c in self.certificates if c.next_update is not None]
+        return min(times) if times else None
 
     def reason(self) -> str:
         problem = self.problem
@@ -245,21 +253,21 @@ class RevocationChecker:
         failures: list[str] = []
         for url in ocsp_list:
             try:
-                status, detail = self._ocsp(url, cert, issuer, signing_time)
+                status, detail, next_update = self._ocsp(url, cert, issuer, signing_time)
             except _Unavailable as exc:
                 failures.append(f"OCSP {url}: {exc}")
                 continue
             if status is not RevocationStatus.UNKNOWN or not crl_list:
-                return CertRevocation(subject, status, "ocsp", detail)
+                return CertRevocation(subject, status, "ocsp", detail, next_update)
             failures.append(f"OCSP {url}: {detail}")
             break
         for url in crl_list:
             try:
-                status, detail = self._crl(url, cert, issuer, signing_time)
+                status, detail, next_update = self._crl(url, cert, issuer, signing_time)
             except _Unavailable as exc:
                 failures.append(f"CRL {url}: {exc}")
                 continue
-            return CertRevocation(subject, status, "crl", detail)
+            return CertRevocation(subject, status, "crl", detail, next_update)
         return CertRevocation(subject, RevocationStatus.UNKNOWN, None, "; ".join(failures))
 
     # --- OCSP -------------------------------------------------------------------------------
@@ -270,13 +278,13 @@ class RevocationChecker:
         cert: x509.Certificate,
         issuer: x509.Certificate,
         signing_time: datetime | None,
-    ) -> tuple[RevocationStatus, str]:
+    ) -> tuple[RevocationStatus, str, datetime | None]:
         request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303 - CertID hash, as RFC 5019 profiles it
         cache_key = f"ocsp|{url}|{request.issuer_key_hash.hex()}|{cert.serial_number}"
         cached = self._cache_read(cache_key)
         if cached is not None:
             try:
-                return self._evaluate_ocsp(cached, cert, issuer, signing_time)[0:2]
+                return self._evaluate_ocsp(cached, cert, issuer, signing_time)
             except _Unavailable:
                 pass
         body = self._fetch(
@@ -288,7 +296,7 @@ class RevocationChecker:
         status, detail, next_update = self._evaluate_ocsp(body, cert, issuer, signing_time)
         if next_update is not None:
             self._cache_write(cache_key, body)
-        return status, detail
+        return status, detail, next_update
 
     def _evaluate_ocsp(
         self,
@@ -427,7 +435,7 @@ class RevocationChecker:
         cert: x509.Certificate,
         issuer: x509.Certificate,
         signing_time: datetime | None,
-    ) -> tuple[RevocationStatus, str]:
+    ) -> tuple[RevocationStatus, str, datetime | None]:
         try:
             crl = self._load_crl(url, issuer)
         except _Unavailable as exc:
@@ -438,18 +446,20 @@ class RevocationChecker:
             stale = self._parse_crl(body, issuer)
             entry = stale.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None and _reason(entry) is not x509.ReasonFlags.certificate_hold:
-                return self._revoked(entry, signing_time, "CRL (expired)")
+                return (*self._revoked(entry, signing_time, "CRL (expired)"), None)
             raise
         crls = [crl]
         crls.extend(self._delta_crls(crl, issuer))
+        updates = [c.next_update_utc for c in crls if c.next_update_utc is not None]
+        next_update = min(updates) if updates else None
         for current in reversed(crls):  # the delta (newest) decides first
             entry = current.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is None:
                 continue
             if _reason(entry) is x509.ReasonFlags.remove_from_crl:
-                return RevocationStatus.GOOD, "CRL: removed from the CRL"
-            return self._revoked(entry, signing_time, "CRL")
-        return RevocationStatus.GOOD, "CRL: not listed"
+                return RevocationStatus.GOOD, "CRL: removed from the CRL", next_update
+            return (*self._revoked(entry, signing_time, "CRL"), next_update)
+        return RevocationStatus.GOOD, "CRL: not listed", next_update
 
     @staticmethod
     def _revoked(

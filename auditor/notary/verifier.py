@@ -65,6 +65,12 @@ class _Run:
     envelope: Envelope | None = None
     timestamp: TimestampResult | None = None
     anchored: bool = False  # the chain ends in a certificate of the statement's trust store
+    # Revocation answers this verdict relied on go stale at this time (re-check after it).
+    revocation_until: datetime | None = None
+
+    def relied_on_revocation(self, until: datetime | None) -> None:
+        if until is not None and (self.revocation_until is None or until < self.revocation_until):
+            self.revocation_until = until
 
     def fail(
         self,
@@ -290,6 +296,7 @@ class Verifier:
             return
         if self._revocation is not None:
             tsa = self._revocation.check_chain(result.tsa_chain)
+            run.relied_on_revocation(tsa.next_update)
             if tsa.status is not RevocationStatus.GOOD:
                 run.fail(
                     Validation.AUTHENTIC_TIMESTAMP,
@@ -330,6 +337,7 @@ class Verifier:
         elif run.timestamp is not None:
             signing_time = run.timestamp.latest
         result = self._revocation.check_chain(envelope.certificate_chain, signing_time=signing_time)
+        run.relied_on_revocation(result.next_update)
         if result.status is RevocationStatus.REVOKED:
             run.fail(Validation.REVOCATION, result.reason())
         elif result.status is RevocationStatus.UNKNOWN:
@@ -357,8 +365,27 @@ class Verifier:
             ends.extend(cert.not_valid_after_utc for cert in envelope.certificate_chain)
         return min(ends, default=None)
 
+    def _recheck_at(self, run: _Run) -> datetime | None:
+        """The earliest time this verdict (valid or not) may change with the same signature:
+        the signature's or any certificate's expiry (which also switches ``afterCertExpiry``
+        timestamp checking on), a certificate becoming valid, revocation answers going stale.
+        Caches must verify again at that time."""
+        envelope = run.envelope
+        if envelope is None:
+            return None
+        now = self._now()
+        moments = [envelope.expiry] if envelope.expiry is not None else []
+        for cert in envelope.certificate_chain:
+            moments.append(cert.not_valid_after_utc)
+            if cert.not_valid_before_utc > now:
+                moments.append(cert.not_valid_before_utc)
+        if run.revocation_until is not None:
+            moments.append(run.revocation_until)
+        return min(moments, default=None)
+
     def _result(self, run: _Run, digest: str, fmt: str, stop: _Stop | None) -> SignatureResult:
         envelope = run.envelope
+        recheck_at = self._recheck_at(run)
         signer = chains.subject(envelope.certificate_chain[0]) if envelope else None
         signing_time = (
             (envelope.authentic_signing_time or envelope.signing_time) if envelope else None
@@ -376,6 +403,7 @@ class Verifier:
             signing_time=signing_time,
             expiry=envelope.expiry if envelope else None,
             timestamped=run.timestamp is not None,
+            recheck_at=recheck_at,
         )
         if stop is None:
             return replace(result, valid_until=self._valid_until(run))

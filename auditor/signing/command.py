@@ -89,7 +89,8 @@ async def _target(app: App, text: str) -> tuple[AuditTarget, Publisher]:
         path = Path(reference.path)
         publisher: Publisher = LayoutPublisher(path)
         return AuditTarget(reference, app.layout(path), ""), publisher
-    client = await app.registry(reference.registry)
+    # The registry client itself, not a cache in front of it: signing reads what is there now.
+    client = await app.registry_client(reference.registry)
     target = AuditTarget(reference, client, reference.repository)
     return target, RegistryPublisher(client, reference.repository)
 

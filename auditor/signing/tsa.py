@@ -17,7 +17,8 @@ import rfc3161_client
 from asn1crypto import tsp
 from cryptography import x509
 
-from auditor.errors import SigningError
+from auditor.decoding import BoundedDecoder
+from auditor.errors import AuditorError, SigningError, TooLarge
 
 MAX_RESPONSE_BYTES = 256 * 1024
 _QUERY = "application/timestamp-query"
@@ -55,16 +56,22 @@ def request_token(tsa: TimestampAuthority, signature: bytes, http: httpx.Client)
             "POST",
             tsa.url,
             content=body,
-            headers={"Content-Type": _QUERY, "Accept": _REPLY},
+            headers={"Content-Type": _QUERY, "Accept": _REPLY, "Accept-Encoding": "identity"},
             timeout=tsa.timeout_seconds,
         ) as reply:
             if reply.status_code != 200:
                 raise SigningError(f"{what}: HTTP {reply.status_code}")
-            data = b""
-            for chunk in reply.iter_bytes():
-                data += chunk
-                if len(data) > MAX_RESPONSE_BYTES:
-                    raise SigningError(f"{what}: answer exceeds {MAX_RESPONSE_BYTES} bytes")
+            # Read raw and decode with a bound per step: a Content-Encoding cannot grow it.
+            decoder = BoundedDecoder(
+                reply.headers.get("content-encoding"), MAX_RESPONSE_BYTES, what
+            )
+            chunks = [decoder.feed(raw) for raw in reply.iter_raw()]
+            chunks.append(decoder.flush())
+            data = b"".join(chunks)
+    except TooLarge:
+        raise SigningError(f"{what}: answer exceeds {MAX_RESPONSE_BYTES} bytes") from None
+    except AuditorError as exc:
+        raise SigningError(str(exc)) from None
     except httpx.HTTPError as exc:
         raise SigningError(f"{what}: {type(exc).__name__}: {exc}") from None
     return _token(what, data, signature, tsa.root, nonce)

@@ -599,3 +599,39 @@ def test_registry_that_keeps_failing_is_marked_down(tmp_path: Path, registry: An
     assert sum("marked down for this run" in e for e in errors) >= 26
     assert len(asked) <= 8, len(asked)
     assert elapsed < 20
+
+
+def test_a_thousand_failing_children_fail_fast(tmp_path: Path) -> None:
+    """Scripted: an index of 1,000 children, every child answers 503 (with retries allowed).
+    After a few failures in a row the registry is down for the run: the target is an error in
+    seconds, not 1,000 x retries."""
+    children = {f"sha256:{hashlib.sha256(str(i).encode()).hexdigest()}": i for i in range(1000)}
+    root = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_INDEX,
+        "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": d, "size": 100,
+                       "platform": {"os": "linux", "architecture": f"arch{i}"}}
+                      for d, i in children.items()],
+    }).encode()
+
+    def override(request: Request) -> Response | None:
+        ref = request.path.rsplit("/", 1)[1]
+        if ref == "v1":
+            return Response(200, [("Content-Type", mt.OCI_INDEX)], root)
+        if ref in children:
+            return Response(503, [("Retry-After", "1")], b"injected")
+        return None
+
+    registry = ScriptedRegistry(tags={"v1": root}, override=override)
+    limits = {"registry_down_after": 5, "retry_attempts": 3, "retry_budget_seconds": 3}
+    with hostile_server(registry) as server:
+        config = write_config(tmp_path / "f.yaml", server, limits=limits)
+        run, elapsed = audit(config, f"{server.host}/app:v1")
+        asked = [r for r in server.requests if r.path.rsplit("/", 1)[1] in children]
+    assert run.code == 1  # the index itself is unsigned: a finding whatever the children are
+    [target] = run.report["targets"]
+    assert target["status"] == "noncompliant"
+    reasons = [n["reason"] or "" for n in target["nodes"] if n["status"] == "error"]
+    assert sum("marked down for this run" in r for r in reasons) > 900
+    assert len(asked) < 60, len(asked)
+    assert elapsed < 20

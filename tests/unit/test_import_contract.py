@@ -46,6 +46,8 @@ PURE = (
     "auditor.cosign.rekor",
     "auditor.cosign.trust",
     "auditor.daemon.alerts.diff",
+    "auditor.state.codec",
+    "auditor.state.naming",
     "auditor.signing.plan",
 )
 NETWORK_LIBRARIES = ("httpx", "socket", "urllib.request", "http.client")

@@ -1,0 +1,178 @@
+"""Content caches on the state store: what makes a re-audit of an unchanged registry cheap.
+
+* ``CachingSource`` wraps a registry source: manifests and envelopes fetched *by digest* are
+  immutable, so they are kept by (source, repository, digest) and served from the store the
+  next time (digest-checked again on the way out: a database file is not trusted more than a
+  registry). Tags, tag lists, the catalog and referrers always go to the registry: they are
+  what changes. A re-audit costs one request per tag plus the referrer checks.
+* ``StoreVerdictCache`` keeps signature verdicts by (trust hash, signature digest, subject
+  digest, scope) until their ``recheck_at``; a changed trust policy or trust store changes the
+  trust hash, so no verdict made under other trust files is ever reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from auditor.errors import AuditorError, StateError
+from auditor.model import Descriptor, SignatureResult
+from auditor.oci import mediatypes as mt
+from auditor.oci.digest import is_valid_digest, verify_digest
+from auditor.oci.manifest import parse_manifest
+from auditor.source import FetchedManifest, ManifestSource
+from auditor.state.store import Store
+from auditor.verdicts import VerdictKey, still_good, utcnow
+
+MAX_TRUST_FILE_BYTES = 16 * 1024 * 1024
+_T = TypeVar("_T")
+
+
+class CachingSource:
+    """A ManifestSource that answers digest-addressed reads from the state store when it can.
+
+    A store that fails (locked, read-only) never fails the audit: the read goes to the
+    registry and ``store_errors`` counts what was lost.
+    """
+
+    def __init__(self, inner: ManifestSource, store: Store, key: str) -> None:
+        self.inner = inner
+        self.store = store
+        self.key = key
+        self.hits = 0
+        self.store_errors = 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def list_repositories(self) -> list[str]:
+        return await self.inner.list_repositories()
+
+    async def list_tags(self, repository: str) -> list[str]:
+        return await self.inner.list_tags(repository)
+
+    async def get_referrers(
+        self, repository: str, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        return await self.inner.get_referrers(repository, digest, artifact_type)
+
+    async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        if not is_valid_digest(reference):
+            return await self.inner.get_manifest(repository, reference)
+        cached = self._read(lambda: self.store.cached_manifest(self.key, repository, reference))
+        if cached is not None:
+            media_type, raw = cached
+            try:
+                verify_digest(raw, reference, f"cached manifest {reference}")
+                manifest = parse_manifest(raw, media_type, where=f"cached manifest {reference}")
+            except AuditorError:
+                pass  # a damaged entry is a miss
+            else:
+                self.hits += 1
+                return FetchedManifest(
+                    Descriptor(
+                        media_type=media_type,
+                        digest=reference,
+                        size=len(raw),
+                        artifact_type=manifest.artifact_type,
+                        annotations=manifest.annotations,
+                    ),
+                    raw,
+                    manifest,
+                )
+        fetched = await self.inner.get_manifest(repository, reference)
+        if fetched.descriptor.digest == reference and fetched.descriptor.media_type in (
+            mt.MANIFEST_TYPES
+        ):
+            self._write(
+                lambda: self.store.cache_manifest(
+                    self.key, repository, reference, fetched.descriptor.media_type, fetched.raw
+                )
+            )
+        return fetched
+
+    async def get_blob(self, repository: str, digest: str, max_bytes: int) -> bytes:
+        cached = self._read(lambda: self.store.cached_blob(self.key, repository, digest))
+        if cached is not None and len(cached) <= max_bytes:
+            try:
+                verify_digest(cached, digest, f"cached blob {digest}")
+            except AuditorError:
+                pass
+            else:
+                self.hits += 1
+                return cached
+        body = await self.inner.get_blob(repository, digest, max_bytes)
+        self._write(lambda: self.store.cache_blob(self.key, repository, digest, body))
+        return body
+
+    def _read(self, job: Callable[[], _T]) -> _T | None:
+        try:
+            return job()
+        except StateError:
+            self.store_errors += 1
+            return None
+
+    def _write(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except StateError:
+            self.store_errors += 1
+
+
+class StoreVerdictCache:
+    """Signature verdicts in the state store, under the current trust files' hash."""
+
+    def __init__(
+        self, store: Store, trust_hash: str, *, now: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.store = store
+        self.trust_hash = trust_hash
+        self._now = now
+        self.hits = 0
+
+    def get(self, key: VerdictKey) -> SignatureResult | None:
+        signature, subject, scope = key
+        try:
+            cached = self.store.cached_verdict(self.trust_hash, signature, subject, scope)
+        except StateError:
+            return None
+        if cached is None or not still_good(cached[0], self._now()):
+            return None
+        self.hits += 1
+        return cached[0]
+
+    def put(self, key: VerdictKey, result: SignatureResult) -> None:
+        signature, subject, scope = key
+        # A cache that cannot write costs time, never a verdict.
+        with suppress(StateError):
+            self.store.cache_verdict(self.trust_hash, signature, subject, scope, result)
+
+
+def trust_fingerprint(policy: Path | None, store: Path | None) -> str:
+    """A hash of the trust policy file and every file of the trust store (names and bytes).
+
+    Computed at every run: editing the policy, adding, removing or replacing a certificate
+    changes it, and with it every verdict cache key.
+    """
+    digest = hashlib.sha256()
+    if policy is not None:
+        digest.update(b"policy\0" + str(policy).encode() + b"\0")
+        digest.update(_read_limited(policy))
+    if store is not None and store.is_dir():
+        for path in sorted(p for p in store.rglob("*") if p.is_file()):
+            digest.update(b"file\0" + str(path.relative_to(store)).encode() + b"\0")
+            digest.update(hashlib.sha256(_read_limited(path)).digest())
+    return digest.hexdigest()
+
+
+def _read_limited(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_TRUST_FILE_BYTES)
+    except OSError:
+        return b"<unreadable>"

@@ -1,0 +1,659 @@
+"""The state store: every run, the latest result per target, node status changes, caches.
+
+One ``Store`` per database, used by the daemon and by ``audit now --state``. Every write is one
+transaction: a crash mid-run loses at most that run (it stays ``running`` and is marked
+``abandoned`` at the next start). Every database failure (locked, read-only, damaged, from a
+newer auditor) is a ``StateError`` naming the file, so the daemon can report it on ``/readyz``
+and keep serving what it already has.
+
+Queries are SQLAlchemy Core on portable types, so they also run on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from auditor.errors import StateError
+from auditor.model import SignatureResult, TargetResult, TargetStatus
+from auditor.state import schema
+from auditor.state.codec import decode_signature, decode_target, encode_signature, encode_target
+from auditor.state.naming import source_key, target_labels
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LOCK_TIMEOUT_SECONDS = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One audit run as stored (``report`` is loaded only by :meth:`Store.run`)."""
+
+    id: int
+    source: str
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    result: str
+    targets: int
+    compliant: int
+    noncompliant: int
+    errors: int
+    duration_seconds: float | None
+    message: str | None
+    report: tuple[TargetResult, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StoredTarget:
+    """The latest result of one target, with the labels metrics and pages group it by."""
+
+    reference: str
+    source: str
+    registry: str
+    repository: str
+    tag: str
+    run_id: int
+    audited_at: datetime
+    result: TargetResult
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """A node of a target took a new status (``previous`` None: first seen)."""
+
+    reference: str
+    node_digest: str
+    kind: str
+    platform: str | None
+    status: str
+    previous: str | None
+    changed_at: datetime
+    run_id: int
+
+
+def run_result(targets: Sequence[TargetResult]) -> str:
+    """A run's one-word result: the worst target status (noncompliant beats error)."""
+    statuses = {t.status for t in targets}
+    if TargetStatus.NONCOMPLIANT in statuses:
+        return TargetStatus.NONCOMPLIANT.value
+    if TargetStatus.ERROR in statuses or not targets:
+        return TargetStatus.ERROR.value
+    return TargetStatus.COMPLIANT.value
+
+
+class Store:
+    """Open with :meth:`open` (migrates to the newest schema); close with :meth:`close`."""
+
+    def __init__(self, engine: Engine, where: str) -> None:
+        self.engine = engine
+        self.where = where
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, migrate: bool = True) -> Store:
+        """Open (creating it when missing) and upgrade the SQLite database at ``path``."""
+        if path.is_dir():
+            raise StateError(f"state {path}: is a directory, not a database file")
+        if not path.parent.is_dir():
+            raise StateError(f"state {path}: directory {path.parent} does not exist")
+        engine = create_engine(
+            f"sqlite:///{path}", connect_args={"timeout": LOCK_TIMEOUT_SECONDS}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine, f"state {path}")
+        if migrate:
+            store.migrate()
+        return store
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> Store:
+        """Any SQLAlchemy URL (PostgreSQL for shared state); the URL is never echoed."""
+        store = cls(create_engine(url), "state database")
+        if migrate:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        """Upgrade to the newest revision; refuse a database made by a newer auditor."""
+        with self._connect() as conn:
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            script = ScriptDirectory.from_config(config)
+            current = MigrationContext.configure(conn).get_current_revision()
+            known = {rev.revision for rev in script.walk_revisions()}
+            if current is not None and current not in known:
+                raise StateError(
+                    f"{self.where}: schema revision {current} is newer than this auditor knows "
+                    f"(newest: {script.get_current_head()}); upgrade the auditor"
+                )
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+        self.abandon_unfinished()
+
+    def revision(self) -> str | None:
+        with self._connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except StateError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StateError(f"{self.where}: {_db_message(exc)}") from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except StateError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StateError(f"{self.where}: {_db_message(exc)}") from None
+
+    def check_writable(self) -> None:
+        """Raise StateError unless a write can be committed now (``/readyz`` asks this)."""
+        with self._transaction() as conn:
+            conn.execute(delete(schema.meta).where(schema.meta.c.key == "probe"))
+            conn.execute(
+                schema.meta.insert().values(key="probe", value=_now().isoformat())
+            )
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(self, source: str, trigger: str, *, at: datetime | None = None) -> int:
+        with self._transaction() as conn:
+            row = conn.execute(
+                schema.runs.insert().values(
+                    source=source,
+                    trigger=trigger,
+                    started_at=at or _now(),
+                    result="running",
+                    targets=0,
+                    compliant=0,
+                    noncompliant=0,
+                    errors=0,
+                )
+            )
+            key = row.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        source: str,
+        targets: Sequence[TargetResult],
+        *,
+        replace_source: bool,
+        keep_runs: int = 500,
+        at: datetime | None = None,
+    ) -> list[NodeChange]:
+        """Record a finished run in one transaction: the run row, the latest result of each
+        target, node status changes (returned, oldest first, for alerting). With
+        ``replace_source`` the run covered the whole source, so targets of that source it no
+        longer saw (deleted tags) are dropped. Each target is filed under the source its
+        reference names (naming.source_key), whichever run audited it."""
+        finished = at or _now()
+        encoded = [encode_target(t) for t in targets]
+        with self._transaction() as conn:
+            started = conn.execute(
+                select(schema.runs.c.started_at).where(schema.runs.c.id == run_id)
+            ).scalar_one_or_none()
+            if started is None:
+                raise StateError(f"{self.where}: run {run_id} does not exist")
+            counts = {s: sum(1 for t in targets if t.status is s) for s in TargetStatus}
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(
+                    finished_at=finished,
+                    result=run_result(targets),
+                    targets=len(targets),
+                    compliant=counts[TargetStatus.COMPLIANT],
+                    noncompliant=counts[TargetStatus.NONCOMPLIANT],
+                    errors=counts[TargetStatus.ERROR],
+                    duration_seconds=(finished - started).total_seconds(),
+                    report=json.dumps(encoded, separators=(",", ":")),
+                )
+            )
+            references = [t.reference for t in targets]
+            if replace_source:
+                gone = conn.execute(
+                    select(schema.target_results.c.reference).where(
+                        schema.target_results.c.source == source
+                    )
+                ).scalars().all()
+                stale = [r for r in gone if r not in set(references)]
+                _delete_targets(conn, stale)
+            _delete_targets(conn, references, nodes=False)
+            changes: list[NodeChange] = []
+            for target, data in zip(targets, encoded, strict=True):
+                registry, repository, tag = target_labels(target.reference, source)
+                conn.execute(
+                    schema.target_results.insert().values(
+                        reference=target.reference,
+                        source=source_key(target.reference, source),
+                        registry=registry,
+                        repository=repository,
+                        tag=tag,
+                        digest=target.digest,
+                        status=target.status.value,
+                        run_id=run_id,
+                        audited_at=finished,
+                        result=json.dumps(data, separators=(",", ":")),
+                    )
+                )
+                changes.extend(_record_nodes(conn, target, run_id, finished))
+            _prune_runs(conn, keep_runs)
+        return changes
+
+    def abandon_run(self, run_id: int, message: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id, schema.runs.c.result == "running")
+                .values(result="abandoned", finished_at=_now(), message=message)
+            )
+
+    def abandon_unfinished(self) -> int:
+        """Runs left ``running`` by a crash become ``abandoned``; returns how many."""
+        with self._transaction() as conn:
+            done = conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.result == "running")
+                .values(result="abandoned", message="the auditor stopped during this run")
+            )
+            return int(done.rowcount)
+
+    def run(self, run_id: int) -> RunRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                select(schema.runs).where(schema.runs.c.id == run_id)
+            ).mappings().first()
+        if row is None:
+            return None
+        report = None
+        if row["report"] is not None:
+            try:
+                report = tuple(decode_target(t) for t in json.loads(row["report"]))
+            except ValueError:
+                raise StateError(f"{self.where}: run {run_id} has a damaged report") from None
+        return _run_record(row, report)
+
+    def runs(self, *, limit: int = 50, source: str | None = None) -> list[RunRecord]:
+        """The newest runs first (without their reports)."""
+        query = select(*[c for c in schema.runs.c if c.name != "report"])
+        if source is not None:
+            query = query.where(schema.runs.c.source == source)
+        query = query.order_by(schema.runs.c.id.desc()).limit(limit)
+        with self._connect() as conn:
+            return [_run_record(r, None) for r in conn.execute(query).mappings()]
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        """The newest finished run of each source."""
+        newest = (
+            select(schema.runs.c.source, func.max(schema.runs.c.id).label("id"))
+            .where(schema.runs.c.finished_at.is_not(None), schema.runs.c.result != "abandoned")
+            .group_by(schema.runs.c.source)
+            .subquery()
+        )
+        query = select(*[c for c in schema.runs.c if c.name != "report"]).join(
+            newest, schema.runs.c.id == newest.c.id
+        )
+        with self._connect() as conn:
+            return {r["source"]: _run_record(r, None) for r in conn.execute(query).mappings()}
+
+    def last_success(self) -> dict[str, datetime]:
+        """When each source last finished a run in which not every target failed."""
+        query = (
+            select(schema.runs.c.source, func.max(schema.runs.c.finished_at))
+            .where(
+                schema.runs.c.finished_at.is_not(None),
+                schema.runs.c.targets > schema.runs.c.errors,
+            )
+            .group_by(schema.runs.c.source)
+        )
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+        out: dict[str, datetime] = {}
+        for source, when in rows:
+            # func.max loses the column type on some dialects: normalise here.
+            moment = when if isinstance(when, datetime) else datetime.fromisoformat(str(when))
+            out[str(source)] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return out
+
+    # --- latest results ---------------------------------------------------------------------
+
+    def latest_results(self, *, source: str | None = None) -> list[StoredTarget]:
+        query = select(schema.target_results).order_by(schema.target_results.c.reference)
+        if source is not None:
+            query = query.where(schema.target_results.c.source == source)
+        with self._connect() as conn:
+            rows = list(conn.execute(query).mappings())
+        return [_stored_target(r, self.where) for r in rows]
+
+    def latest_result(self, reference: str) -> StoredTarget | None:
+        query = select(schema.target_results).where(
+            schema.target_results.c.reference == reference
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _stored_target(row, self.where) if row is not None else None
+
+    def node_history(self, reference: str, *, limit: int = 1000) -> list[NodeChange]:
+        """Status changes of the nodes of one target, oldest first."""
+        query = (
+            select(schema.node_history)
+            .where(schema.node_history.c.reference == reference)
+            .order_by(schema.node_history.c.id.desc())
+            .limit(limit)
+        )
+        with self._connect() as conn:
+            rows = list(conn.execute(query).mappings())
+        return [_node_change(r) for r in reversed(rows)]
+
+    # --- content caches ---------------------------------------------------------------------
+
+    def cached_manifest(
+        self, source: str, repository: str, digest: str
+    ) -> tuple[str, bytes] | None:
+        table = schema.manifest_cache
+        query = select(table.c.media_type, table.c.content).where(
+            table.c.source == source, table.c.repository == repository, table.c.digest == digest
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        return (str(row[0]), bytes(row[1])) if row is not None else None
+
+    def cache_manifest(
+        self, source: str, repository: str, digest: str, media_type: str, content: bytes
+    ) -> None:
+        table = schema.manifest_cache
+        key = (table.c.source == source, table.c.repository == repository,
+               table.c.digest == digest)
+        with self._transaction() as conn:
+            conn.execute(delete(table).where(*key))
+            conn.execute(
+                table.insert().values(
+                    source=source,
+                    repository=repository,
+                    digest=digest,
+                    media_type=media_type,
+                    content=content,
+                    stored_at=_now(),
+                )
+            )
+
+    def cached_blob(self, source: str, repository: str, digest: str) -> bytes | None:
+        table = schema.blob_cache
+        query = select(table.c.content).where(
+            table.c.source == source, table.c.repository == repository, table.c.digest == digest
+        )
+        with self._connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
+    def cache_blob(self, source: str, repository: str, digest: str, content: bytes) -> None:
+        table = schema.blob_cache
+        key = (table.c.source == source, table.c.repository == repository,
+               table.c.digest == digest)
+        with self._transaction() as conn:
+            conn.execute(delete(table).where(*key))
+            conn.execute(
+                table.insert().values(
+                    source=source,
+                    repository=repository,
+                    digest=digest,
+                    content=content,
+                    stored_at=_now(),
+                )
+            )
+
+    def cached_verdict(
+        self, trust_hash: str, signature: str, subject: str, scope: str
+    ) -> tuple[SignatureResult, datetime | None] | None:
+        table = schema.verdict_cache
+        query = select(table.c.result, table.c.recheck_at).where(
+            table.c.trust_hash == trust_hash,
+            table.c.signature_digest == signature,
+            table.c.subject_digest == subject,
+            table.c.scope == scope,
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        try:
+            return decode_signature(json.loads(row[0])), row[1]
+        except (ValueError, StateError):
+            return None  # a damaged entry is a miss: the signature is verified again
+
+    def cache_verdict(
+        self, trust_hash: str, signature: str, subject: str, scope: str, result: SignatureResult
+    ) -> None:
+        table = schema.verdict_cache
+        with self._transaction() as conn:
+            conn.execute(
+                delete(table).where(
+                    table.c.trust_hash == trust_hash,
+                    table.c.signature_digest == signature,
+                    table.c.subject_digest == subject,
+                    table.c.scope == scope,
+                )
+            )
+            conn.execute(
+                table.insert().values(
+                    trust_hash=trust_hash,
+                    signature_digest=signature,
+                    subject_digest=subject,
+                    scope=scope,
+                    result=json.dumps(encode_signature(result)),
+                    recheck_at=result.recheck_at,
+                    stored_at=_now(),
+                )
+            )
+
+    def forget_verdicts_except(self, trust_hash: str) -> int:
+        """Drop verdicts made under other trust files: they can never be used again."""
+        table = schema.verdict_cache
+        with self._transaction() as conn:
+            return int(conn.execute(delete(table).where(table.c.trust_hash != trust_hash)).rowcount)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets /metrics and pages read while a run writes; NORMAL sync is safe with WAL.
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except Exception:  # noqa: S110 - a read-only file keeps its journal mode; reads still work
+        pass
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _db_message(exc: SQLAlchemyError) -> str:
+    """The driver's own one-line reason (``database is locked``, ``attempt to write a readonly
+    database``), without SQL text or parameters (which may hold report data)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else exc.__class__.__name__
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _delete_targets(conn: Connection, references: Sequence[str], *, nodes: bool = True) -> None:
+    if not references:
+        return
+    conn.execute(
+        delete(schema.target_results).where(schema.target_results.c.reference.in_(references))
+    )
+    if nodes:
+        conn.execute(delete(schema.node_status).where(schema.node_status.c.reference.in_(references)))
+
+
+def _record_nodes(
+    conn: Connection, target: TargetResult, run_id: int, when: datetime
+) -> list[NodeChange]:
+    """Update the current status of each node; write and return what changed.
+
+    A target that could not be audited at all (no nodes) keeps its nodes' last known status:
+    a registry outage is not a change of any signature.
+    """
+    if not target.nodes:
+        return []
+    table = schema.node_status
+    current = {
+        row.node_digest: row
+        for row in conn.execute(select(table).where(table.c.reference == target.reference))
+    }
+    changes: list[NodeChange] = []
+    seen: set[str] = set()
+    for verdict in target.nodes:
+        node = verdict.node
+        if node.digest in seen:
+            continue
+        seen.add(node.digest)
+        platform = str(node.platform) if node.platform else None
+        status = verdict.status.value
+        before = current.get(node.digest)
+        if before is not None and before.status == status:
+            if before.required != verdict.required:
+                conn.execute(
+                    update(table)
+                    .where(table.c.reference == target.reference,
+                           table.c.node_digest == node.digest)
+                    .values(required=verdict.required)
+                )
+            continue
+        if before is not None:
+            conn.execute(
+                delete(table).where(
+                    table.c.reference == target.reference, table.c.node_digest == node.digest
+                )
+            )
+        conn.execute(
+            table.insert().values(
+                reference=target.reference,
+                node_digest=node.digest,
+                kind=node.kind.value,
+                platform=platform,
+                required=verdict.required,
+                status=status,
+                since=when,
+                run_id=run_id,
+            )
+        )
+        change = NodeChange(
+            reference=target.reference,
+            node_digest=node.digest,
+            kind=node.kind.value,
+            platform=platform,
+            status=status,
+            previous=before.status if before is not None else None,
+            changed_at=when,
+            run_id=run_id,
+        )
+        conn.execute(
+            schema.node_history.insert().values(
+                reference=change.reference,
+                node_digest=change.node_digest,
+                kind=change.kind,
+                platform=change.platform,
+                status=change.status,
+                previous_status=change.previous,
+                changed_at=change.changed_at,
+                run_id=run_id,
+            )
+        )
+        changes.append(change)
+    gone = [d for d in current if d not in seen]
+    if gone:
+        conn.execute(
+            delete(table).where(
+                table.c.reference == target.reference, table.c.node_digest.in_(gone)
+            )
+        )
+    return changes
+
+
+def _prune_runs(conn: Connection, keep: int) -> None:
+    """Keep the newest ``keep`` runs (their reports are the bulk of the file)."""
+    cutoff = conn.execute(
+        select(schema.runs.c.id).order_by(schema.runs.c.id.desc()).offset(keep).limit(1)
+    ).scalar_one_or_none()
+    if cutoff is not None:
+        conn.execute(delete(schema.runs).where(schema.runs.c.id <= cutoff))
+
+
+def _run_record(row: Any, report: tuple[TargetResult, ...] | None) -> RunRecord:
+    return RunRecord(
+        id=int(row["id"]),
+        source=str(row["source"]),
+        trigger=str(row["trigger"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=str(row["result"]),
+        targets=int(row["targets"]),
+        compliant=int(row["compliant"]),
+        noncompliant=int(row["noncompliant"]),
+        errors=int(row["errors"]),
+        duration_seconds=row["duration_seconds"],
+        message=row["message"],
+        report=report,
+    )
+
+
+def _stored_target(row: Any, where: str) -> StoredTarget:
+    try:
+        result = decode_target(json.loads(row["result"]))
+    except ValueError:
+        raise StateError(f"{where}: result of {row['reference']} is damaged") from None
+    return StoredTarget(
+        reference=str(row["reference"]),
+        source=str(row["source"]),
+        registry=str(row["registry"]),
+        repository=str(row["repository"]),
+        tag=str(row["tag"]),
+        run_id=int(row["run_id"]),
+        audited_at=row["audited_at"],
+        result=result,
+    )
+
+
+def _node_change(row: Any) -> NodeChange:
+    return NodeChange(
+        reference=str(row["reference"]),
+        node_digest=str(row["node_digest"]),
+        kind=str(row["kind"]),
+        platform=row["platform"],
+        status=str(row["status"]),
+        previous=row["previous_status"],
+        changed_at=row["changed_at"],
+        run_id=int(row["run_id"]),
+    )

@@ -1,0 +1,257 @@
+"""The state store on real SQLite files: migrations, transactions, failures, queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, inspect
+
+from auditor.errors import StateError
+from auditor.model import TargetStatus, WaiverNote
+from auditor.state import schema
+from auditor.state.codec import decode_target, encode_target
+from auditor.state.store import MIGRATIONS, Store
+from tests.support.results import AMD64, ARM64, INDEX, multiplatform, unreachable
+
+REF = "127.0.0.1:5000/team/app:v1"
+REF2 = "127.0.0.1:5000/team/app:v2"
+SOURCE = "registry:127.0.0.1:5000"
+
+
+def _upgrade(path: Path, revision: str) -> None:
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+        conn.commit()
+    engine.dispose()
+
+
+def test_codec_round_trip_is_lossless() -> None:
+    noncompliant = multiplatform(REF, signed_platforms=False)
+    note = WaiverNote("127.0.0.1:5000/team/*", "vendor image", "sec-team",
+                      datetime(2031, 1, 1, tzinfo=UTC))
+    waived = replace(
+        noncompliant,
+        findings=tuple(replace(f, waiver=note) for f in noncompliant.findings),
+    )
+    assert waived.findings
+    for target in (multiplatform(REF, signed_platforms=True), unreachable(REF), waived):
+        data = json.loads(json.dumps(encode_target(target)))
+        assert decode_target(data) == target
+
+
+@pytest.mark.parametrize("bad", [{}, {"v": 1}, {"v": 1, "reference": "x", "status": "weird"},
+                                 {"v": 2, "reference": "x", "status": "compliant"}, [], "text"])
+def test_codec_refuses_malformed_data(bad: object) -> None:
+    with pytest.raises(StateError):
+        decode_target(bad)
+
+
+def test_migrates_an_empty_database_to_every_table(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "a.db")
+    assert store.revision() == "0002"
+    names = set(inspect(store.engine).get_table_names())
+    assert set(schema.metadata.tables) <= names
+    store.close()
+
+
+def test_migrates_the_previous_schema_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _upgrade(path, "0001")
+    old = Store.open(path, migrate=False)
+    run = old.start_run(SOURCE, "schedule")
+    old.finish_run(run, SOURCE, [multiplatform(REF, signed_platforms=False)], replace_source=True)
+    assert "manifest_cache" not in inspect(old.engine).get_table_names()
+    old.close()
+
+    store = Store.open(path)
+    assert store.revision() == "0002"
+    assert [t.reference for t in store.latest_results()] == [REF]
+    store.cache_manifest(SOURCE, "team/app", INDEX, "application/x", b"{}")
+    assert store.cached_manifest(SOURCE, "team/app", INDEX) == ("application/x", b"{}")
+    store.close()
+
+
+def test_refuses_a_database_from_a_newer_auditor(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StateError, match="9999 is newer than this auditor knows"):
+        Store.open(path)
+
+
+def test_finish_run_records_results_history_and_counts(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    first = store.start_run(SOURCE, "startup")
+    changes = store.finish_run(
+        first, SOURCE, [multiplatform(REF, signed_platforms=False)], replace_source=True
+    )
+    assert {(c.node_digest, c.previous, c.status) for c in changes} == {
+        (INDEX, None, "signed"), (AMD64, None, "unsigned"), (ARM64, None, "unsigned"),
+    }
+    second = store.start_run(SOURCE, "schedule")
+    changes = store.finish_run(
+        second, SOURCE, [multiplatform(REF, signed_platforms=True)], replace_source=True
+    )
+    assert {(c.node_digest, c.previous, c.status) for c in changes} == {
+        (AMD64, "unsigned", "signed"), (ARM64, "unsigned", "signed"),
+    }
+    history = store.node_history(REF)
+    assert [(h.node_digest, h.status) for h in history if h.node_digest == AMD64] == [
+        (AMD64, "unsigned"), (AMD64, "signed"),
+    ]
+    latest = store.latest_result(REF)
+    assert latest is not None
+    assert latest.result.status is TargetStatus.COMPLIANT
+    assert (latest.registry, latest.repository, latest.tag) == ("127.0.0.1:5000", "team/app", "v1")
+    record = store.run(second)
+    assert record is not None
+    assert record.report is not None
+    assert (record.result, record.targets, record.compliant) == ("compliant", 1, 1)
+    assert record.report[0] == multiplatform(REF, signed_platforms=True)
+    assert store.last_runs()[SOURCE].id == second
+    assert SOURCE in store.last_success()
+    store.close()
+
+
+def test_an_unreachable_target_keeps_its_nodes_last_known_status(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    run = store.start_run(SOURCE, "schedule")
+    store.finish_run(run, SOURCE, [multiplatform(REF, signed_platforms=True)], replace_source=True)
+    run = store.start_run(SOURCE, "schedule")
+    changes = store.finish_run(run, SOURCE, [unreachable(REF)], replace_source=True)
+    assert changes == []
+    assert [h.status for h in store.node_history(REF)] == ["signed"] * 3
+    stored = store.latest_result(REF)
+    assert stored is not None
+    assert stored.result.status is TargetStatus.ERROR
+    store.close()
+
+
+def test_a_whole_source_run_drops_deleted_tags_but_an_ad_hoc_run_does_not(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    both = [multiplatform(REF, signed_platforms=True), multiplatform(REF2, signed_platforms=True)]
+    store.finish_run(store.start_run(SOURCE, "schedule"), SOURCE, both, replace_source=True)
+    one = [multiplatform(REF, signed_platforms=False)]
+    store.finish_run(store.start_run(SOURCE, "api"), SOURCE, one, replace_source=False)
+    assert [t.reference for t in store.latest_results()] == [REF, REF2]
+    store.finish_run(store.start_run(SOURCE, "schedule"), SOURCE, one, replace_source=True)
+    assert [t.reference for t in store.latest_results()] == [REF]
+    store.close()
+
+
+def test_a_crash_mid_write_leaves_the_previous_state_and_the_run_abandoned(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    good = [multiplatform(REF, signed_platforms=True)]
+    store.finish_run(store.start_run(SOURCE, "schedule"), SOURCE, good, replace_source=True)
+    run = store.start_run(SOURCE, "schedule")
+    # A target whose second node cannot be encoded fails the transaction half-way through.
+    broken = replace(good[0], nodes=(good[0].nodes[0], "not a node"))  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        store.finish_run(
+            run, SOURCE, [multiplatform(REF2, signed_platforms=False), broken],
+            replace_source=True,
+        )
+    store.close()  # the process "dies" here: the run is still 'running'
+    reopened = Store.open(path)
+    assert [t.reference for t in reopened.latest_results()] == [REF]
+    assert reopened.node_history(REF2) == []
+    record = reopened.run(run)
+    assert record is not None
+    assert record.result == "abandoned"
+    reopened.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files anyway")
+def test_a_read_only_database_reads_but_refuses_writes_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    store.finish_run(
+        store.start_run(SOURCE, "schedule"), SOURCE,
+        [multiplatform(REF, signed_platforms=True)], replace_source=True,
+    )
+    store.close()
+    os.chmod(path, 0o400)
+    os.chmod(tmp_path, 0o500)
+    try:
+        reader = Store.open(path, migrate=False)
+        assert [t.reference for t in reader.latest_results()] == [REF]
+        with pytest.raises(StateError, match=r"state .*s\.db: .*readonly"):
+            reader.check_writable()
+        reader.close()
+    finally:
+        os.chmod(tmp_path, 0o700)
+        os.chmod(path, 0o600)
+
+
+def test_a_read_only_database_through_the_driver(tmp_path: Path) -> None:
+    """As root chmod does not stop writes, so the file is opened read-only by URI instead."""
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    reader = Store(engine, f"state {path}")
+    with pytest.raises(StateError, match=r"readonly"):
+        reader.check_writable()
+    with pytest.raises(StateError, match=r"readonly"):
+        reader.start_run(SOURCE, "schedule")
+    reader.close()
+
+
+def test_a_locked_database_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditor.state.store as store_module
+
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StateError, match="database is locked"):
+            store.check_writable()
+    finally:
+        holder.rollback()
+        holder.close()
+    store.check_writable()
+    store.close()
+
+
+def test_keeps_only_the_newest_runs(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    ids = []
+    for _ in range(5):
+        run = store.start_run(SOURCE, "schedule")
+        store.finish_run(run, SOURCE, [unreachable(REF)], replace_source=True, keep_runs=2)
+        ids.append(run)
+    assert [r.id for r in store.runs()] == ids[-2:][::-1]
+    store.close()
+
+
+def test_verdict_cache_is_keyed_by_trust_hash(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    verdict = multiplatform(REF, signed_platforms=True).nodes[1].signatures[0]
+    store.cache_verdict("h1", verdict.digest, AMD64, "scope", verdict)
+    cached = store.cached_verdict("h1", verdict.digest, AMD64, "scope")
+    assert cached is not None
+    assert cached[0] == verdict
+    assert cached[1] == verdict.recheck_at
+    assert store.cached_verdict("h2", verdict.digest, AMD64, "scope") is None
+    assert store.forget_verdicts_except("h2") == 1
+    assert store.cached_verdict("h1", verdict.digest, AMD64, "scope") is None
+    store.close()
