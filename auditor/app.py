@@ -23,10 +23,13 @@ from auditor.config import (
     LayoutConfig,
     RegistryConfig,
     TrustConfig,
+    cosign_section,
     environment,
     load_config,
     trust_section,
 )
+from auditor.cosign.format import CosignFormat
+from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
 from auditor.errors import AuditorError, ConfigError, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
@@ -83,7 +86,11 @@ def signature_formats(
     A new format is one line here (and its package beside ``notary/``).
     """
     limits = config.limits
-    return (NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),)
+    cosign = load_cosign_trust(config.cosign) if config.cosign is not None else None
+    return (
+        NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),
+        CosignFormat(cosign, max_blob_bytes=limits.max_envelope_bytes),
+    )
 
 
 def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | None:
@@ -353,7 +360,15 @@ def check_configuration(
         source = loaded or source
     except ConfigError as exc:
         problems.extend(str(exc).splitlines())
-        config = AuditorConfig(trust=trust_section(config_path))
+        config = AuditorConfig(
+            trust=trust_section(config_path), cosign=cosign_section(config_path)
+        )
+    if config.cosign is not None:
+        # Keys parse, regexps compile, the trusted root loads (read locally, never fetched).
+        try:
+            load_cosign_trust(config.cosign, f"{source}: cosign")
+        except ConfigError as exc:
+            problems.append(str(exc))
     for i, registry in enumerate(config.registries):
         if registry.auth is not None:
             try:

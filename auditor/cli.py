@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -36,22 +38,55 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+DESCRIPTION = (
+    "Audit which parts of multi-platform container images (indexes, platform manifests, "
+    "attestations) carry verified Notary Project or cosign signatures."
+)
+EXIT_CODES = """exit codes:
+  0  every target compliant
+  1  findings: a target is noncompliant (unsigned, invalid, missing platform)
+  2  usage or configuration error
+  3  nothing noncompliant, but something could not be checked
+  4  internal error (a bug; --debug prints the traceback)"""
+AUDIT_EXAMPLES = """examples:
+  auditor audit now 127.0.0.1:5000/team/app           every tag of a repository
+  auditor audit now ghcr.io/acme/app:v1 --format json  one tag, JSON report
+  auditor audit now oci-layout:./build/layout:v1        an OCI image layout
+  auditor audit now -c auditor.yaml --format sarif -o audit.sarif"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="auditor",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="print the traceback of an internal error (exit code 4)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="COMMAND", title="commands")
 
-    audit = sub.add_parser("audit", help="audit images")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    now = audit_sub.add_parser("now", help="audit once and exit with a CI-friendly code")
+    audit = sub.add_parser("audit", help="audit images", description="Audit images.")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser,
+                                     metavar="now", title="commands")
+    now = audit_sub.add_parser(
+        "now",
+        help="audit once and exit with a CI-friendly code",
+        description="Audit the TARGETs (or the config's registries and layouts) once; the exit "
+        "code says whether everything is covered.",
+        epilog=f"{AUDIT_EXAMPLES}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     now.add_argument("targets", nargs="*", metavar="TARGET",
                      help="host/repo[:tag|@digest] or oci-layout:PATH[:tag]; default: the config")
     _add_config(now)
     now.add_argument("--format", choices=[f.value for f in Format], default=None,
                      help="table (default), json, sarif or html (one self-contained page)")
-    now.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
+    now.add_argument("--output", "-o", metavar="FILE",
+                     help="write the report to FILE instead of stdout (the summary line still "
+                          "goes to stderr)")
     now.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
     now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
     now.add_argument("--require", choices=[r.value for r in Require],
@@ -73,12 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="HTTP listener (default: the config's server.listen, else "
                             "$AUDITOR_LISTEN, else 127.0.0.1:9464)")
 
-    config = sub.add_parser("config", help="configuration")
-    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
-    check = config_sub.add_parser("check", help="validate config, trust policy and trust store")
+    config = sub.add_parser("config", help="configuration", description="Configuration.")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser,
+                                       metavar="check", title="commands")
+    check = config_sub.add_parser(
+        "check",
+        help="validate config, trust policy and trust store",
+        description="Check the config file, the trust policy and the trust store without "
+        "contacting any registry; every problem is printed with its location (exit 2).",
+    )
     _add_config(check)
-    check.add_argument("--trust-policy", type=Path)
-    check.add_argument("--trust-store", type=Path)
+    check.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
+    check.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
     signing_commands.add_parsers(sub, _Parser)
     return parser
 
@@ -90,10 +131,34 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
                         help="print the traceback of an internal error (exit code 4)")
 
 
+def output_path(text: str | None) -> Path | None:
+    """``-o FILE``, checked before the audit runs: a run of minutes must not end in "cannot
+    write". ``-o json`` (no such file, a format's name) is almost always a mistyped
+    ``--format json``."""
+    if text is None:
+        return None
+    path = Path(text)
+    if text in {f.value for f in Format} and not path.exists():
+        raise UsageError(
+            f"-o writes a file; did you mean --format {text}? (for a file named {text}, "
+            f"write -o ./{text})"
+        )
+    if path.is_dir():
+        raise UsageError(f"--output {text}: is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"--output {text}: directory {parent} does not exist")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise UsageError(f"--output {text}: not writable")
+    return path
+
+
 def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from auditor.app import App, AppOptions
+    from auditor.formats.table import summary_line
     from auditor.state.runs import open_state, record_cli_run
 
+    output = output_path(args.output)
     config, _ = load_config(args.config)
     options = AppOptions(
         trust_policy=args.trust_policy,
@@ -129,14 +194,22 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
     if show_progress:
         stderr.write("\r\033[K")
     fmt = Format(args.format) if args.format else Format.TABLE
+    terminal = output is None and stdout.isatty()
     text = render(
-        report, fmt, quiet=args.quiet, category=args.sarif_category, workspace=str(Path.cwd())
+        report,
+        fmt,
+        quiet=args.quiet,
+        color=terminal and "NO_COLOR" not in os.environ,
+        width=shutil.get_terminal_size().columns if terminal else None,
+        category=args.sarif_category,
+        workspace=str(Path.cwd()),
     )
-    if args.output:
+    if output is not None:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--output {args.output}: {exc.strerror or exc}") from None
+            raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
+        stderr.write(f"{summary_line(report)} (report in {output})\n")
     else:
         stdout.write(text)
         if text and not text.endswith("\n"):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -185,11 +185,13 @@ class CoverageRuleConfig(_Strict):
     platforms: list[PlatformText] | None = Field(default=None, min_length=1)
     attestations: AttestationPolicy = AttestationPolicy.IGNORE
     name: str | None = None
+    formats: list[Literal["notation", "cosign"]] | None = Field(default=None, min_length=1)
 
     def to_rule(self) -> CoverageRule:
         platforms = tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None
+        formats = tuple(dict.fromkeys(self.formats)) if self.formats else None
         return CoverageRule(
-            self.scope.strip(), self.require, platforms, self.attestations, self.name
+            self.scope.strip(), self.require, platforms, self.attestations, self.name, formats
         )
 
 
@@ -561,6 +563,18 @@ def trust_section(path: Path | None, *, cwd: Path | None = None) -> TrustConfig 
     except (OSError, yaml.YAMLError, ValidationError, KeyError):
         return None
     return _relative_to(AuditorConfig(trust=trust), path.parent).trust
+
+
+def cosign_section(path: Path | None, *, cwd: Path | None = None) -> CosignConfig | None:
+    """The ``cosign:`` section on its own, like :func:`trust_section` (None when unreadable or
+    itself invalid: load_config reports why)."""
+    path = path or (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cosign = CosignConfig.model_validate(data["cosign"]) if isinstance(data, dict) else None
+    except (OSError, yaml.YAMLError, ValidationError, KeyError):
+        return None
+    return _relative_to(AuditorConfig(cosign=cosign), path.parent).cosign
 
 
 def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:

@@ -23,7 +23,7 @@ from auditor.daemon.units import Unit
 from auditor.errors import AuditorError, StateError
 from auditor.model import AuditReport, TargetResult, TargetStatus
 from auditor.state.naming import source_key
-from auditor.state.store import NodeChange, Store, run_result
+from auditor.state.store import StatusChange, Store, run_result
 
 log = structlog.get_logger("auditor.daemon")
 
@@ -36,7 +36,7 @@ class FinishedRun:
     source: str
     trigger: str
     report: AuditReport
-    changes: Sequence[NodeChange]
+    changes: Sequence[StatusChange]
 
 
 RunListener = Callable[[FinishedRun], Awaitable[None]]

@@ -29,14 +29,15 @@ def render(
     *,
     quiet: bool = False,
     color: bool = False,
+    width: int | None = None,
     category: str | None = None,
     workspace: str | None = None,
 ) -> str:
-    """Render ``report``; ``quiet`` and ``color`` only shape the table, ``category`` and
+    """Render ``report``; ``quiet``, ``color`` and ``width`` only shape the table, ``category`` and
     ``workspace`` only SARIF (its analysis name and the directory its paths are relative to)."""
     match fmt:
         case Format.TABLE:
-            return table_format.render(report, quiet=quiet, color=color)
+            return table_format.render(report, quiet=quiet, color=color, width=width)
         case Format.JSON:
             return json_format.render(report)
         case Format.SARIF:

@@ -74,7 +74,7 @@ class StoredTarget:
 
 
 @dataclass(frozen=True)
-class NodeChange:
+class StatusChange:
     """A node of a target took a new status (``previous`` None: first seen)."""
 
     reference: str
@@ -214,7 +214,7 @@ class Store:
         replace_source: bool,
         keep_runs: int = 500,
         at: datetime | None = None,
-    ) -> list[NodeChange]:
+    ) -> list[StatusChange]:
         """Record a finished run in one transaction: the run row, the latest result of each
         target, node status changes (returned, oldest first, for alerting). With
         ``replace_source`` the run covered the whole source, so targets of that source it no
@@ -253,7 +253,7 @@ class Store:
                 stale = [r for r in gone if r not in set(references)]
                 _delete_targets(conn, stale)
             _delete_targets(conn, references, nodes=False)
-            changes: list[NodeChange] = []
+            changes: list[StatusChange] = []
             for target, data in zip(targets, encoded, strict=True):
                 registry, repository, tag = target_labels(target.reference, source)
                 conn.execute(
@@ -367,7 +367,7 @@ class Store:
             row = conn.execute(query).mappings().first()
         return _stored_target(row, self.where) if row is not None else None
 
-    def node_history(self, reference: str, *, limit: int = 1000) -> list[NodeChange]:
+    def node_history(self, reference: str, *, limit: int = 1000) -> list[StatusChange]:
         """Status changes of the nodes of one target, oldest first."""
         query = (
             select(schema.node_history)
@@ -519,7 +519,7 @@ def _delete_targets(conn: Connection, references: Sequence[str], *, nodes: bool 
 
 def _record_nodes(
     conn: Connection, target: TargetResult, run_id: int, when: datetime
-) -> list[NodeChange]:
+) -> list[StatusChange]:
     """Update the current status of each node; write and return what changed.
 
     A target that could not be audited at all (no nodes) keeps its nodes' last known status:
@@ -532,7 +532,7 @@ def _record_nodes(
         row.node_digest: row
         for row in conn.execute(select(table).where(table.c.reference == target.reference))
     }
-    changes: list[NodeChange] = []
+    changes: list[StatusChange] = []
     seen: set[str] = set()
     for verdict in target.nodes:
         node = verdict.node
@@ -569,7 +569,7 @@ def _record_nodes(
                 run_id=run_id,
             )
         )
-        change = NodeChange(
+        change = StatusChange(
             reference=target.reference,
             node_digest=node.digest,
             kind=node.kind.value,
@@ -646,8 +646,8 @@ def _stored_target(row: Any, where: str) -> StoredTarget:
     )
 
 
-def _node_change(row: Any) -> NodeChange:
-    return NodeChange(
+def _node_change(row: Any) -> StatusChange:
+    return StatusChange(
         reference=str(row["reference"]),
         node_digest=str(row["node_digest"]),
         kind=str(row["kind"]),

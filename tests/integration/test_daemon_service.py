@@ -176,3 +176,40 @@ async def test_audit_endpoint_runs_and_reports_with_auth(
                 metrics = await local.get("/metrics")
                 assert "auditor_target_compliant{" in metrics.text
             await service.drain(10)
+
+
+async def test_a_locked_state_fails_readiness_and_the_last_metrics_stay(
+    registry: RunningRegistry, image: SignedIndexImage, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlite3
+
+    import auditor.state.store as store_module
+
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_SECONDS", 0.3)
+    with holding_proxy(*_proxy_for(registry)) as proxy:
+        async with _service(tmp_path, image, proxy, image.repository) as service:
+            unit = units(service.app.config)[0]
+            assert await service.run_unit(unit, "test") is not None
+            app = build_http_app(service, HttpSettings(token=None, units=[unit]))
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://a") as local:
+                before = (await local.get("/metrics")).text
+                assert "auditor_target_compliant{" in before
+                assert (await local.get("/readyz")).status_code == 200
+                holder = sqlite3.connect(tmp_path / "state.db")
+                holder.execute("BEGIN EXCLUSIVE")
+                try:
+                    ready = await local.get("/readyz")
+                    assert ready.status_code == 503
+                    assert "database is locked" in ready.json()["problems"]["state"]
+                    # A run cannot be recorded now: it is refused cleanly, nothing crashes.
+                    assert await service.run_unit(unit, "test") is None
+                    after = (await local.get("/metrics")).text
+                    assert "auditor_state_writable 0.0" in after
+                    assert 'auditor_target_compliant{registry="' in after
+                finally:
+                    holder.rollback()
+                    holder.close()
+                assert (await local.get("/readyz")).status_code == 200
+                assert "auditor_state_writable 1.0" in (await local.get("/metrics")).text

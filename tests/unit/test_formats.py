@@ -227,12 +227,14 @@ def test_rfc3339_and_short_digest() -> None:
 
 def test_table_shows_verdicts_then_indented_nodes_then_findings() -> None:
     lines = render(sample_report(), Format.TABLE).splitlines()
-    assert lines[0] == (
+    header = lines[0].split()
+    assert header == ["PLATFORM", "KIND", "DIGEST", "STATUS", "SIGS", "REQUIRED", "REASON"]
+    assert sum(line.split()[:1] == ["PLATFORM"] for line in lines) == 1  # one header per run
+    assert lines[1] == (
         f"noncompliant ghcr.io/acme/app:1.0 {short_digest(IX)} (policy both for ghcr.io/acme/*)"
     )
-    header = lines[1].split()
-    assert header == ["PLATFORM", "KIND", "DIGEST", "STATUS", "SIGS", "REQUIRED", "REASON"]
-    index_row, amd64_row = lines[2], lines[3]
+    assert lines[2] == "  signed by: CN=acme,O=Acme"  # once per target, not on every row
+    index_row, amd64_row = lines[3], lines[4]
     assert index_row.split()[:2] == ["-", "index"]
     assert index_row.startswith("    -  ")
     assert amd64_row.startswith("      linux/amd64")  # one level deeper than its index
@@ -246,15 +248,23 @@ def test_table_shows_verdicts_then_indented_nodes_then_findings() -> None:
         "yes",
         "1",
     ]
+    assert "signer" not in amd64_row
     assert f"(covered by signed index {short_digest(IX)})" in amd64_row
+    # a failing required platform is not "covered": that would read as "this is fine"
+    ppc_row = next(line for line in lines if short_digest(P) in line and "platform " in line)
+    assert "unsigned" in ppc_row
+    assert "covered by" not in ppc_row
     # attestations have no real platform: shown as '-', not required
     att_row = next(line for line in lines if short_digest(T) in line)
     assert att_row.split()[:6] == ["-", "attestation", short_digest(T), "unsigned", "0", "no"]
     assert "  findings:" in lines
     finding_lines = [line for line in lines if line.startswith("    invalid-signature: ")]
     assert len(finding_lines) == 1
+    assert short_digest(B) in finding_lines[0]
+    assert B not in finding_lines[0]  # short digests in the table; JSON has them whole
     assert lines.count("    error: registry ghcr.io answered 503 after 4 tries") == 0
     assert "error ghcr.io/acme/gone:3" in lines
+    assert "repositories:" not in lines  # one target per repository: no rollup
     assert lines[-1] == (
         "3 targets: 1 compliant, 1 noncompliant, 1 error; 6 nodes: 3 signed, 2 unsigned, 1 invalid"
     )
@@ -262,8 +272,40 @@ def test_table_shows_verdicts_then_indented_nodes_then_findings() -> None:
     kinds = {"index", "platform", "attestation", "manifest"}
     rows = [line for line in lines if line.startswith("    ") and line.split()[1] in kinds]
     assert len(rows) == 6
-    assert {row.index("sha256:") for row in rows} == {lines[1].index("DIGEST")}
+    assert {row.index("sha256:") for row in rows} == {lines[0].index("DIGEST")}
     assert "\x1b[" not in "\n".join(lines)
+
+
+def test_table_fits_the_terminal_width() -> None:
+    text = render(sample_report(), Format.TABLE, width=80, color=True)
+    plain = render(sample_report(), Format.TABLE, width=80)
+    assert max(len(line) for line in plain.splitlines()) <= 80
+    assert "\u2026" in plain
+    assert "\x1b[31mnoncompliant\x1b[0m" in text  # colour survives the cut
+    wide = render(sample_report(), Format.TABLE)
+    assert max(len(line) for line in wide.splitlines()) > 80
+
+
+def test_table_groups_by_repository_in_version_order_with_a_rollup() -> None:
+    base = sample_report().targets[1]
+    tags = ["1.10", "1.9", "latest", "1.2"]
+    targets = tuple(replace(base, reference=f"127.0.0.1:5000/team/tool:{t}") for t in tags)
+    other = replace(base, reference="127.0.0.1:5000/team/other:1", status=TargetStatus.ERROR)
+    report = AuditReport(WHEN, (*targets[:2], other, *targets[2:]))
+    lines = render(report, Format.TABLE).splitlines()
+    heads = [line.split()[1] for line in lines if line.startswith(("compliant ", "error "))]
+    assert heads == [
+        "127.0.0.1:5000/team/tool:1.2",
+        "127.0.0.1:5000/team/tool:1.9",
+        "127.0.0.1:5000/team/tool:1.10",
+        "127.0.0.1:5000/team/tool:latest",
+        "127.0.0.1:5000/team/other:1",
+    ]
+    rollup = lines[lines.index("repositories:") + 1 : -1]
+    assert rollup == [
+        "  127.0.0.1:5000/team/tool: 4 targets: 4 compliant",
+        "  127.0.0.1:5000/team/other: 1 target: 1 error",
+    ]
 
 
 def test_table_quiet_prints_findings_only() -> None:
