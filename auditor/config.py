@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
     SecretStr,
     ValidationError,
     field_validator,
@@ -444,6 +445,18 @@ class ServerConfig(_Strict):
     listen: str = "127.0.0.1:9464"
     token_env: str | None = None
     grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # POST /events (registry notifications): Authorization: Bearer <token> or Harbor's auth
+    # header with the token as its value. Without it, /events answers 403.
+    events_token_env: str | None = None
+    events_debounce: str = "1s"
+    public_url: HttpUrl | None = None
+
+    @field_validator("events_debounce")
+    @classmethod
+    def _check_debounce(cls, value: str) -> str:
+        if parse_duration(value) > 3600:
+            raise ValueError(f"{value!r}: at most 1h")
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -476,6 +489,46 @@ class MetricsConfig(_Strict):
     max_series: int = Field(default=50_000, ge=0, le=10_000_000)
 
 
+class SlackSinkConfig(_Strict):
+    """A Slack incoming webhook; its URL is a secret (it grants posting), so from env only."""
+
+    webhook_url_env: str
+
+
+class WebhookSinkConfig(_Strict):
+    """A generic JSON webhook, HMAC-signed when ``secret_env`` is set."""
+
+    url: HttpUrl | None = None
+    url_env: str | None = None
+    secret_env: str | None = None
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookSinkConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give url or url_env (one of them)")
+        if self.url is not None and (self.url.username or self.url.password):
+            raise ValueError("url must not carry credentials: use url_env")
+        return self
+
+
+class AlertsConfig(_Strict):
+    """Where alerts go and when: transitions only, never repeats (see daemon/alerts/diff.py)."""
+
+    slack: SlackSinkConfig | None = None
+    webhooks: list[WebhookSinkConfig] = Field(default_factory=list)
+    expiry_warning: str = "14d"
+    remind_every: str | None = None
+    error_after: str = "1h"
+
+    @field_validator("expiry_warning", "remind_every", "error_after")
+    @classmethod
+    def _check_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
 class AuditorConfig(_Strict):
     registries: list[RegistryConfig] = Field(default_factory=list)
     layouts: list[LayoutConfig] = Field(default_factory=list)
@@ -488,6 +541,7 @@ class AuditorConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig | None = None
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     def registry_for(self, host: str) -> RegistryConfig | None:
         for registry in self.registries:

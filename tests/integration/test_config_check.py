@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.app import check_configuration
 from auditor.cli import main as cli_main
 from tests.support.cosign_fixtures import TRUSTED_ROOT
 from tests.support.notation_cases import E2E
@@ -223,3 +224,23 @@ def test_cosign_section_keys_regexps_and_trusted_root_are_checked(tmp_path: Path
     (tmp_path / "root.json").write_bytes(TRUSTED_ROOT.read_bytes())
     result = check("--config", str(config))
     assert result.code == 0, result.stdout + result.stderr
+
+
+def test_config_check_names_missing_daemon_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "auditor.yaml"
+    config.write_text(
+        "registries: []\n"
+        "server: {token_env: CHECK_NO_TOKEN, events_token_env: CHECK_NO_EVENTS}\n"
+        "alerts:\n"
+        "  slack: {webhook_url_env: CHECK_NO_SLACK}\n"
+        "  webhooks: [{url: 'https://hooks.example/x', secret_env: CHECK_NO_SECRET}]\n"
+    )
+    problems = check_configuration(config, None, None)
+    assert "server.token_env: environment variable CHECK_NO_TOKEN is not set" in problems
+    assert (
+        "server.events_token_env: environment variable CHECK_NO_EVENTS is not set" in problems
+    )
+    assert (
+        "alerts.slack.webhook_url_env: environment variable CHECK_NO_SLACK is not set"
+        in problems
+    )
