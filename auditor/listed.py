@@ -19,7 +19,8 @@ from collections.abc import Set
 
 from auditor.errors import NotFound
 from auditor.model import Descriptor
-from auditor.oci.digest import fallback_tag, is_attachment_tag
+from auditor.oci.attachments import attachment_tag
+from auditor.oci.digest import fallback_tag
 from auditor.source import FetchedManifest, ManifestSource
 
 
@@ -53,7 +54,11 @@ class ListedTagsSource:
         return await self.inner.list_tags(repository)
 
     def _unlisted(self, repository: str, tag: str) -> bool:
-        return repository == self.repository and is_attachment_tag(tag) and tag not in self.tags
+        return (
+            repository == self.repository
+            and attachment_tag(tag) is not None
+            and tag not in self.tags
+        )
 
     async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
         if self._unlisted(repository, reference):
