@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -338,16 +338,23 @@ class App:
         return await Expander(self, self.config).from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
-        """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        """One run of the references (or of the config), bounded like :meth:`run`."""
+        what = ", ".join(references) or "the configured registries and layouts"
+        return await self.run(lambda: self.targets(references), what)
+
+    async def run(
+        self, expand: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
+    ) -> AuditReport:
+        """One run of the targets ``expand`` pins (the daemon passes one registry's), bounded
+        by ``limits.run_deadline_seconds`` when set (expansion included)."""
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
         )
         try:
             async with asyncio.timeout_at(deadline_at):
-                targets = await self.targets(references)
+                targets = await expand()
         except TimeoutError:
-            what = ", ".join(references) or "the configured registries and layouts"
             failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
             return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
         return await self.auditor.run(targets, deadline_at=deadline_at)
