@@ -338,26 +338,31 @@ class App:
         return await Expander(self, self.config).from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
-        """One run of the references (or of the config), bounded like :meth:`run`."""
+        """One run of ``audit now``: the given references, or the whole config."""
         what = ", ".join(references) or "the configured registries and layouts"
         return await self.run(lambda: self.targets(references), what)
 
     async def run(
-        self, expand: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
+        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
     ) -> AuditReport:
-        """One run of the targets ``expand`` pins (the daemon passes one registry's), bounded
-        by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
+
+        Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
+        registry marked down in an earlier run is asked again (down lasts one run).
+        """
+        for client in self._registries.values():
+            client.transport.health.new_run()
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
         )
         try:
             async with asyncio.timeout_at(deadline_at):
-                targets = await expand()
+                listed = await targets()
         except TimeoutError:
             failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
             return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
-        return await self.auditor.run(targets, deadline_at=deadline_at)
+        return await self.auditor.run(listed, deadline_at=deadline_at)
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

@@ -36,7 +36,7 @@ from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
-from auditor.verdicts import MemoryVerdictCache, VerdictCache
+from auditor.verdicts import MemoryVerdictCache, VerdictCache, verdict_key
 from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
@@ -82,7 +82,8 @@ class Auditor:
     the registered signature formats (the composition root's list): a referrer is a signature
     when one of them claims it, and that format judges it. Verdicts on signatures go through
     ``cache`` (auditor/verdicts.py: in memory for the object's life, or the state store's) keyed
-    by (signature digest, subject digest, scope), so the daemon can keep one and re-audit
+    by everything a verdict depends on (:func:`~auditor.verdicts.verdict_key`: the signature
+    digest, the subject's whole descriptor, the scope), so the daemon can keep one and re-audit
     cheaply.
     """
 
@@ -235,7 +236,7 @@ class Auditor:
     async def _verify_one(
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
-        key = (signature.digest, subject.digest, target.scope)
+        key = verdict_key(signature.digest, subject, target.scope)
         cached = self.cache.get(key)
         if cached is not None:
             return cached

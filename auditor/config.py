@@ -445,6 +445,8 @@ class ServerConfig(_Strict):
     listen: str = "127.0.0.1:9464"
     token_env: str | None = None
     grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The read-only pages (/ and /targets/<id>) follow /audit's rule unless this opens them.
+    public_read: bool = False
     # POST /events (registry notifications): Authorization: Bearer <token> or Harbor's auth
     # header with the token as its value. Without it, /events answers 403.
     events_token_env: str | None = None

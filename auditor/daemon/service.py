@@ -225,7 +225,6 @@ class AuditService:
                     log.info("trust.changed", trust_hash=self.app.trust_hash[:12])
             except AuditorError as exc:
                 log.error("trust.reload_failed", error=str(exc))
-            # Through App.run, so the run deadline (limits.run_deadline_seconds) holds here too.
             report = await self.app.run(targets, label)
         except asyncio.CancelledError:
             self.metrics.record_run(label, "abandoned", time.monotonic() - started)
