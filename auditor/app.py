@@ -200,6 +200,7 @@ class App:
                 limits=limits.graph_limits(),
                 max_signatures_per_node=limits.max_signatures_per_node,
                 concurrency=limits.concurrency_per_registry,
+                concurrent_targets=limits.concurrent_targets,
                 target_deadline=limits.target_deadline_seconds,
                 max_nodes_per_target=limits.max_nodes_per_target,
                 max_bytes_per_target=limits.max_bytes_per_target,
