@@ -47,6 +47,7 @@ class Tsa:
     mode: Literal["ok", "http500", "garbage", "wrong_imprint", "rejection"] = "ok"
     hits: int = 0
     port: int = 0
+    last_gen_time: datetime | None = None
     root: x509.Certificate = field(init=False)
     cert: x509.Certificate = field(init=False)
     _key: rsa.RSAPrivateKey = field(init=False)
@@ -107,15 +108,16 @@ class Tsa:
                 "hash_algorithm": imprint["hash_algorithm"],
                 "hashed_message": hashlib.sha256(b"something else").digest(),
             })
+        now = datetime.now(UTC)
+        # Millisecond precision and accuracy, like production TSAs: signing times are whole
+        # seconds, so a one-second accuracy would reach back before them.
+        self.last_gen_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
         info = tsp.TSTInfo({
             "version": "v1",
             "policy": POLICY,
             "message_imprint": imprint,
             "serial_number": self.hits,
-            # Millisecond precision and accuracy, like production TSAs: signing times are
-            # whole seconds, so a one-second accuracy would reach back before them.
-            "gen_time": datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond
-                                                  // 1000 * 1000),
+            "gen_time": self.last_gen_time,
             "accuracy": {"millis": 1},
             "nonce": request["nonce"].native,
         })

@@ -15,7 +15,6 @@ import base64
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -158,7 +157,3 @@ def test_signature_manifest_matches_notations_field_by_field(media_type: str) ->
         e2e_ref["annotations"]["io.cncf.notary.x509chain.thumbprint#S256"]
     )
     assert set(blobs) == {ours["config"]["digest"], ours["layers"][0]["digest"]}
-
-
-def test_fixture_paths_exist() -> None:
-    assert Path(LOCALKEYS / "e2e.key").is_file()
