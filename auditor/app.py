@@ -23,11 +23,15 @@ from auditor.config import (
     LayoutConfig,
     RegistryConfig,
     TrustConfig,
+    cosign_section,
     environment,
     load_config,
     trust_section,
 )
+from auditor.cosign.format import CosignFormat
+from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
+from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
 from auditor.model import AuditReport, TargetResult
@@ -83,7 +87,11 @@ def signature_formats(
     A new format is one line here (and its package beside ``notary/``).
     """
     limits = config.limits
-    return (NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),)
+    cosign = load_cosign_trust(config.cosign) if config.cosign is not None else None
+    return (
+        NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),
+        CosignFormat(cosign, max_blob_bytes=limits.max_envelope_bytes),
+    )
 
 
 def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | None:
@@ -130,11 +138,18 @@ async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
     return AuthProvider.anonymous()
 
 
-def trust_files(config: AuditorConfig, options: AppOptions) -> tuple[Path | None, Path]:
-    """The trust policy file and the directory whose files the verdicts depend on: the
-    configured ones, else notation's whole config directory (policy and trust store)."""
+def trust_hash(config: AuditorConfig, options: AppOptions) -> str:
+    """A hash of everything signature verdicts depend on: notation's trust policy and trust
+    store (or notation's whole config directory when they are not configured), cosign's
+    trusted root and key files, and cosign's rules as written in the config."""
     policy, store = _trust_paths(config, options)
-    return policy, store or notation_config_dir()
+    files: list[Path | None] = [policy, store or notation_config_dir()]
+    settings = ""
+    if config.cosign is not None:
+        files.append(config.cosign.trusted_root)
+        files.extend(path for rule in config.cosign.rules for path in rule.key_paths)
+        settings = config.cosign.model_dump_json()
+    return trust_fingerprint(files, settings)
 
 
 ResponseHook = Callable[[httpx.Response], None]
@@ -170,7 +185,7 @@ class App:
         self._sources: dict[str, ManifestSource] = {}
         self._layouts: dict[Path, OciLayoutSource] = {}
         self._verifier = build_verifier(config, self.options)
-        self.trust_hash = trust_fingerprint(*trust_files(config, self.options))
+        self.trust_hash = trust_hash(config, self.options)
         limits = config.limits
         self._retry = RetryPolicy(
             max_attempts=limits.retry_attempts,
@@ -204,7 +219,7 @@ class App:
         each run): a new verifier, the formats rebuilt on it, and a verdict cache keyed by the
         new hash. True if changed. A trust configuration broken by the edit raises
         ConfigError and the old one stays."""
-        current = trust_fingerprint(*trust_files(self.config, self.options))
+        current = trust_hash(self.config, self.options)
         if current == self.trust_hash:
             return False
         verifier = build_verifier(self.config, self.options)
@@ -338,6 +353,23 @@ class App:
         return await self.auditor.run(targets, deadline_at=deadline_at)
 
 
+def _daemon_secrets(config: AuditorConfig) -> list[str]:
+    """Every ``*_env`` the daemon reads at start-up must be set (one line per missing one)."""
+    problems: list[str] = []
+    server = config.server
+    for key, name in (
+        ("token_env", server.token_env),
+        ("events_token_env", server.events_token_env),
+    ):
+        if name is not None and not environment().get(name):
+            problems.append(f"server.{key}: environment variable {name} is not set")
+    try:
+        build_sinks(config.alerts, environment())
+    except ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
 def check_configuration(
     config_path: Path | None, trust_policy: Path | None, trust_store: Path | None
 ) -> list[str]:
@@ -353,13 +385,22 @@ def check_configuration(
         source = loaded or source
     except ConfigError as exc:
         problems.extend(str(exc).splitlines())
-        config = AuditorConfig(trust=trust_section(config_path))
+        config = AuditorConfig(
+            trust=trust_section(config_path), cosign=cosign_section(config_path)
+        )
+    if config.cosign is not None:
+        # Keys parse, regexps compile, the trusted root loads (read locally, never fetched).
+        try:
+            load_cosign_trust(config.cosign, f"{source}: cosign")
+        except ConfigError as exc:
+            problems.append(str(exc))
     for i, registry in enumerate(config.registries):
         if registry.auth is not None:
             try:
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
             except ConfigError as exc:
                 problems.append(str(exc))
+    problems.extend(_daemon_secrets(config))
     options = AppOptions(trust_policy=trust_policy, trust_store=trust_store)
     policy, store = _trust_paths(config, options)
     if store is not None and not store.is_dir():

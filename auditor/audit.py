@@ -178,13 +178,19 @@ class Auditor:
         except AuditorError as exc:
             return error_target(display, str(exc), rule=rule)
         signature_results = await self._verify_graph(target, graph.nodes)
+        verifying = [f for f in self.formats if f.verifies]
         return evaluate_target(
             display,
             graph,
             signature_results,
             rule,
-            verified=any(f.verifies for f in self.formats),
-            trust_skipped=bool(self.formats) and all(f.skips(target.scope) for f in self.formats),
+            verified=bool(verifying),
+            # Only formats with trust configured have a say: an unconfigured cosign must not
+            # undo notation's explicit skip level for a scope.
+            trust_skipped=bool(verifying) and all(f.skips(target.scope) for f in verifying),
+            # By default a signature counts when its format has trust configured; with none
+            # configured nothing is dropped (every signature is then "unverified").
+            counted_formats=frozenset(f.name for f in verifying) if verifying else None,
         )
 
     def _is_signature(self, referrer: Descriptor) -> bool:

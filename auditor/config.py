@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
     SecretStr,
     ValidationError,
     field_validator,
@@ -185,11 +186,13 @@ class CoverageRuleConfig(_Strict):
     platforms: list[PlatformText] | None = Field(default=None, min_length=1)
     attestations: AttestationPolicy = AttestationPolicy.IGNORE
     name: str | None = None
+    formats: list[Literal["notation", "cosign"]] | None = Field(default=None, min_length=1)
 
     def to_rule(self) -> CoverageRule:
         platforms = tuple(Platform.parse(p) for p in self.platforms) if self.platforms else None
+        formats = tuple(dict.fromkeys(self.formats)) if self.formats else None
         return CoverageRule(
-            self.scope.strip(), self.require, platforms, self.attestations, self.name
+            self.scope.strip(), self.require, platforms, self.attestations, self.name, formats
         )
 
 
@@ -442,6 +445,18 @@ class ServerConfig(_Strict):
     listen: str = "127.0.0.1:9464"
     token_env: str | None = None
     grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # POST /events (registry notifications): Authorization: Bearer <token> or Harbor's auth
+    # header with the token as its value. Without it, /events answers 403.
+    events_token_env: str | None = None
+    events_debounce: str = "1s"
+    public_url: HttpUrl | None = None
+
+    @field_validator("events_debounce")
+    @classmethod
+    def _check_debounce(cls, value: str) -> str:
+        if parse_duration(value) > 3600:
+            raise ValueError(f"{value!r}: at most 1h")
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -474,6 +489,46 @@ class MetricsConfig(_Strict):
     max_series: int = Field(default=50_000, ge=0, le=10_000_000)
 
 
+class SlackSinkConfig(_Strict):
+    """A Slack incoming webhook; its URL is a secret (it grants posting), so from env only."""
+
+    webhook_url_env: str
+
+
+class WebhookSinkConfig(_Strict):
+    """A generic JSON webhook, HMAC-signed when ``secret_env`` is set."""
+
+    url: HttpUrl | None = None
+    url_env: str | None = None
+    secret_env: str | None = None
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookSinkConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give url or url_env (one of them)")
+        if self.url is not None and (self.url.username or self.url.password):
+            raise ValueError("url must not carry credentials: use url_env")
+        return self
+
+
+class AlertsConfig(_Strict):
+    """Where alerts go and when: transitions only, never repeats (see daemon/alerts/diff.py)."""
+
+    slack: SlackSinkConfig | None = None
+    webhooks: list[WebhookSinkConfig] = Field(default_factory=list)
+    expiry_warning: str = "14d"
+    remind_every: str | None = None
+    error_after: str = "1h"
+
+    @field_validator("expiry_warning", "remind_every", "error_after")
+    @classmethod
+    def _check_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
 class AuditorConfig(_Strict):
     registries: list[RegistryConfig] = Field(default_factory=list)
     layouts: list[LayoutConfig] = Field(default_factory=list)
@@ -486,6 +541,7 @@ class AuditorConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig | None = None
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     def registry_for(self, host: str) -> RegistryConfig | None:
         for registry in self.registries:
@@ -590,6 +646,18 @@ def trust_section(path: Path | None, *, cwd: Path | None = None) -> TrustConfig 
     except (OSError, yaml.YAMLError, ValidationError, KeyError):
         return None
     return _relative_to(AuditorConfig(trust=trust), path.parent).trust
+
+
+def cosign_section(path: Path | None, *, cwd: Path | None = None) -> CosignConfig | None:
+    """The ``cosign:`` section on its own, like :func:`trust_section` (None when unreadable or
+    itself invalid: load_config reports why)."""
+    path = path or (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cosign = CosignConfig.model_validate(data["cosign"]) if isinstance(data, dict) else None
+    except (OSError, yaml.YAMLError, ValidationError, KeyError):
+        return None
+    return _relative_to(AuditorConfig(cosign=cosign), path.parent).cosign
 
 
 def _relative_to(config: AuditorConfig, base: Path) -> AuditorConfig:

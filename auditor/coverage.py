@@ -6,7 +6,7 @@ covered?". Pure: graph and signature results in, verdicts out; no I/O.
 Decisions (kept in one place so reports, metrics and alerts agree):
 
 * A node's status says what is true of its signatures, independent of the policy: ``signed``
-  (a signature passed the trust policy), ``unsigned`` (no Notary signature artifact),
+  (a signature passed the trust policy), ``unsigned`` (no signature artifact),
   ``invalid`` (signatures exist, none passed), ``error`` (the node or every signature could not
   be checked), ``unverified`` (signature artifacts exist but no trust policy was configured, so
   nothing verified them; never ``signed``), ``skipped`` (the trust policy's ``skip`` level
@@ -98,6 +98,7 @@ class CoverageRule:
     platforms: tuple[Platform, ...] | None = None
     attestations: AttestationPolicy = AttestationPolicy.IGNORE
     name: str | None = None
+    formats: tuple[str, ...] | None = None
 
     @property
     def label(self) -> str:
@@ -107,6 +108,8 @@ class CoverageRule:
             text += f" on {', '.join(str(p) for p in self.platforms)}"
         if self.attestations is AttestationPolicy.REQUIRE:
             text += " with attestations"
+        if self.formats is not None:
+            text += f" by {' or '.join(self.formats)}"
         return f"{text} ({self.name})" if self.name else text
 
     def matches(self, scope: str) -> bool:
@@ -170,7 +173,7 @@ def node_status(
         return NodeStatus.ERROR, node.error
     count = max(len(node.signatures), len(results))
     if count == 0:
-        return NodeStatus.UNSIGNED, "no Notary signature"
+        return NodeStatus.UNSIGNED, "no signature"
     sigs = _plural(count, "signature")
     if not verified:
         return NodeStatus.UNVERIFIED, f"{sigs} present, not verified: no trust policy configured"
@@ -195,6 +198,40 @@ def node_status(
         why = f"{why}; " if why else ""
         why += f"{_plural(missing, 'signature')} without a verification result"
     return NodeStatus.ERROR, f"{sigs}, none could be checked: {why}"
+
+
+def format_family(fmt: str) -> str:
+    """``notation/jws`` -> ``notation``: what a rule's ``formats`` names."""
+    return fmt.split("/", 1)[0]
+
+
+def counted_status(
+    node: GraphNode,
+    results: Sequence[SignatureResult],
+    counted: frozenset[str] | None,
+    *,
+    verified: bool = True,
+) -> tuple[NodeStatus, str]:
+    """:func:`node_status` over the signatures of the ``counted`` formats only (None: all).
+
+    Signatures of other formats stay in the report but decide nothing; the reason says how
+    many were set aside, so an ``unsigned`` node that carries one is never a mystery.
+    """
+    if counted is None:
+        return node_status(node, results, verified=verified)
+    ignored = [r for r in results if format_family(r.format) not in counted]
+    if not ignored:
+        return node_status(node, results, verified=verified)
+    dropped = {r.digest for r in ignored}
+    kept_node = replace(
+        node, signatures=tuple(s for s in node.signatures if s.digest not in dropped)
+    )
+    kept = [r for r in results if r.digest not in dropped]
+    status, reason = node_status(kept_node, kept, verified=verified)
+    families = "/".join(sorted({format_family(r.format) for r in ignored}))
+    accepted = ", ".join(sorted(counted)) or "none"
+    note = f"{_plural(len(ignored), families + ' signature')} not counted (formats: {accepted})"
+    return status, f"{reason}; {note}"
 
 
 # --- target evaluation --------------------------------------------------------------------
@@ -393,12 +430,16 @@ def evaluate_target(
     *,
     verified: bool = True,
     trust_skipped: bool = False,
+    counted_formats: frozenset[str] | None = None,
 ) -> TargetResult:
     """Apply ``rule`` to one crawled image and its signature results (keyed by node digest).
 
     ``verified=False``: no trust policy is configured, so signatures are ``unverified``.
     ``trust_skipped=True``: the trust policy skips this scope (see the module docstring).
+    ``counted_formats``: the signature formats that count when the rule names none (the
+    formats with trust configured); None counts every format.
     """
+    counted = frozenset(rule.formats) if rule.formats is not None else counted_formats
     try:
         root = graph.node(graph.root)
     except KeyError:
@@ -412,7 +453,7 @@ def evaluate_target(
         }
     else:
         status = {
-            n.digest: node_status(n, results.get(n.digest, ()), verified=verified)
+            n.digest: counted_status(n, results.get(n.digest, ()), counted, verified=verified)
             for n in graph.nodes
         }
     ev = _Evaluation(graph, rule, status)

@@ -24,7 +24,7 @@ from auditor.oci.graph import (
     referrers_limit_message,
     unique_children,
 )
-from auditor.oci.manifest import FetchedManifest, ImageIndex
+from auditor.oci.manifest import FetchedManifest, ImageIndex, ImageManifest
 from auditor.oci.snapshot import Snapshot
 from auditor.source import ManifestSource
 
@@ -189,20 +189,29 @@ async def _with_artifact_type(state: _State, subject: str, desc: Descriptor) -> 
     """Fill in a referrer's missing artifactType from its manifest, so no signature hides.
 
     Some fallback tag indexes omit artifactType; without it a Notary signature would pass
-    for an "other referrer" and the node would look unsigned instead of unchecked.
+    for an "other referrer" and the node would look unsigned instead of unchecked. Others
+    (cosign's, via go-containerregistry) write the config media type, the empty descriptor
+    type, which says nothing either: those are resolved the same way, and an artifact whose
+    manifest says no more than "empty" is typed by its first layer's media type (the OCI
+    artifact guidance), so a sigstore bundle is recognised whichever index listed it. The
+    manifest's annotations (a bundle's predicate type) are carried onto the descriptor.
     """
-    if desc.artifact_type is not None:
+    if desc.artifact_type is not None and desc.artifact_type != mt.OCI_EMPTY:
         return desc
     try:
         fetched = await state.bounded(state.source.get_manifest(state.repository, desc.digest))
     except AuditorError as exc:
         state.fail(subject, f"referrer {desc.digest} of {subject}: {exc}")
         return desc
+    manifest = fetched.manifest
+    artifact_type = manifest.effective_artifact_type
+    if artifact_type == mt.OCI_EMPTY and isinstance(manifest, ImageManifest) and manifest.layers:
+        artifact_type = manifest.layers[0].media_type
     return Descriptor(
         media_type=desc.media_type,
         digest=desc.digest,
         size=desc.size,
-        annotations=desc.annotations,
+        annotations={**desc.annotations, **manifest.annotations},
         platform=desc.platform,
-        artifact_type=fetched.manifest.effective_artifact_type,
+        artifact_type=artifact_type,
     )

@@ -49,8 +49,14 @@ def free_port() -> int:
         return port
 
 
-def registry_config(workdir: Path, port: int, auth: Mapping[str, Any] | None = None) -> str:
-    """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on."""
+def registry_config(
+    workdir: Path,
+    port: int,
+    auth: Mapping[str, Any] | None = None,
+    notifications: Mapping[str, Any] | None = None,
+) -> str:
+    """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on;
+    ``notifications`` is its ``notifications:`` section (where it posts push events)."""
     config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -62,6 +68,8 @@ def registry_config(workdir: Path, port: int, auth: Mapping[str, Any] | None = N
     }
     if auth:
         config["auth"] = dict(auth)
+    if notifications:
+        config["notifications"] = dict(notifications)
     return json.dumps(config)
 
 
@@ -81,7 +89,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def local_registry(workdir: Path, auth: Mapping[str, Any] | None = None) -> Iterator[LocalRegistry]:
+def local_registry(
+    workdir: Path,
+    auth: Mapping[str, Any] | None = None,
+    notifications: Mapping[str, Any] | None = None,
+) -> Iterator[LocalRegistry]:
     """Run a registry whose config, storage and log live in ``workdir``; stop it on exit."""
     binary = binary_path()
     if binary is None:
@@ -91,7 +103,7 @@ def local_registry(workdir: Path, auth: Mapping[str, Any] | None = None) -> Iter
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = workdir / "config.yml"
-    config_path.write_text(registry_config(workdir, port, auth))
+    config_path.write_text(registry_config(workdir, port, auth, notifications))
     log_path = workdir / "registry.log"
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:

@@ -23,9 +23,18 @@ from pydantic import ValidationError
 
 from auditor import logs
 from auditor.app import App
-from auditor.config import AuditorConfig, ServerConfig, StateConfig, environment, load_config
+from auditor.config import (
+    AuditorConfig,
+    ServerConfig,
+    StateConfig,
+    environment,
+    load_config,
+    parse_duration,
+)
+from auditor.daemon import alerting
 from auditor.daemon.http import HttpSettings, build_http_app
 from auditor.daemon.metrics import DaemonMetrics, SeriesLimits
+from auditor.daemon.receiver import EventMetrics, EventReceiver
 from auditor.daemon.scheduler import Scheduler
 from auditor.daemon.service import AuditService
 from auditor.daemon.units import Unit, units
@@ -43,14 +52,17 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _token(config: AuditorConfig) -> str | None:
-    name = config.server.token_env
+def _env_secret(name: str | None, key: str) -> str | None:
     if name is None:
         return None
     value = environment().get(name)
     if not value:
-        raise ConfigError(f"server.token_env: environment variable {name} is not set")
+        raise ConfigError(f"server.{key}: environment variable {name} is not set")
     return value
+
+
+def _token(config: AuditorConfig) -> str | None:
+    return _env_secret(config.server.token_env, "token_env")
 
 
 def _bind(listen: str, host: str, port: int) -> socket.socket:
@@ -69,7 +81,7 @@ def _bind(listen: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) -> int:
+async def serve(config: AuditorConfig) -> int:
     token = _token(config)
     scheduled: list[Unit] = units(config)
     if not scheduled:
@@ -82,17 +94,41 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
     sock = _bind(config.server.listen, config.server.host, config.server.port)
 
     def on_response(response: httpx.Response) -> None:
-        metrics.count_response(response.request.url.netloc.decode("ascii", "replace"),
-                               response.status_code)
+        metrics.count_response(
+            response.request.url.netloc.decode("ascii", "replace"), response.status_code
+        )
 
+    events_token = _env_secret(config.server.events_token_env, "events_token_env")
     try:
-        async with App(config, store=store, on_response=on_response) as app:
+        async with (
+            App(config, store=store, on_response=on_response) as app,
+            httpx.AsyncClient(timeout=10.0, trust_env=False) as alert_client,
+        ):
             service = AuditService(app, store, metrics, keep_runs=state.keep_runs)
+            alerts = alerting.from_config(
+                config, store, alert_client, metrics.registry, environment()
+            )
+            service.listeners.append(alerts.on_run)
+            events = EventReceiver(
+                service,
+                config.registries,
+                [events_token] if events_token else [],
+                EventMetrics(metrics.registry),
+                debounce=parse_duration(config.server.events_debounce),
+            )
             await service.refresh_metrics()  # what we knew before: served at once
-            http_app = build_http_app(service, HttpSettings(token=token, units=scheduled))
+            alerts.deliver_soon()  # messages a previous run could not deliver
+            http_app = build_http_app(
+                service,
+                HttpSettings(token=token, units=scheduled),
+                extra_routes=[events.route()],
+            )
             server = _Server(
                 uvicorn.Config(
-                    http_app, log_config=None, access_log=False, lifespan="off",
+                    http_app,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
                     timeout_graceful_shutdown=5,
                 )
             )
@@ -111,13 +147,13 @@ async def serve(config: AuditorConfig, *, ready: asyncio.Event | None = None) ->
                 interval_seconds=None if config.schedule.cron else config.schedule.interval_seconds,
                 cron=config.schedule.cron,
             )
-            if ready is not None:
-                ready.set()
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait({stopped, serving}, return_when=asyncio.FIRST_COMPLETED)
             log.info("serve.stopping", grace_seconds=config.server.grace_seconds)
             scheduler.shutdown()
+            events.close()
             finished = await service.drain(config.server.grace_seconds)
+            await alerts.drain(5.0)
             server.should_exit = True
             await serving
             stopped.cancel()

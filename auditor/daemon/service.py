@@ -37,6 +37,9 @@ class FinishedRun:
     trigger: str
     report: AuditReport
     changes: Sequence[StatusChange]
+    # True when the run covered its whole source (a scheduled or API run of a unit), so a
+    # target of that source it did not see is gone; False for one reference.
+    complete: bool = False
 
 
 RunListener = Callable[[FinishedRun], Awaitable[None]]
@@ -271,7 +274,7 @@ class AuditService:
         self._state_ok()
         self.runs_finished += 1
         await self.refresh_metrics()
-        finished = FinishedRun(run_id, key, trigger, report, changes)
+        finished = FinishedRun(run_id, key, trigger, report, changes, replace_source)
         for listener in self.listeners:
             try:
                 await listener(finished)

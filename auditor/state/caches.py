@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -153,19 +153,22 @@ class StoreVerdictCache:
             self.store.cache_verdict(self.trust_hash, signature, subject, scope, result)
 
 
-def trust_fingerprint(policy: Path | None, store: Path | None) -> str:
-    """A hash of the trust policy file and every file of the trust store (names and bytes).
+def trust_fingerprint(paths: Sequence[Path | None], settings: str = "") -> str:
+    """A hash of every trust file (names and bytes; a directory counts with all its files)
+    and of the trust settings kept in the config itself (``settings``).
 
-    Computed at every run: editing the policy, adding, removing or replacing a certificate
-    changes it, and with it every verdict cache key.
+    Computed at every run: editing a policy, adding, removing or replacing a certificate or a
+    key changes it, and with it every verdict cache key.
     """
-    digest = hashlib.sha256()
-    if policy is not None:
-        digest.update(b"policy\0" + str(policy).encode() + b"\0")
-        digest.update(_read_limited(policy))
-    if store is not None and store.is_dir():
-        for path in sorted(p for p in store.rglob("*") if p.is_file()):
-            digest.update(b"file\0" + str(path.relative_to(store)).encode() + b"\0")
+    digest = hashlib.sha256(b"settings\0" + settings.encode() + b"\0")
+    for root in paths:
+        if root is None:
+            digest.update(b"none\0")
+            continue
+        digest.update(b"path\0" + str(root).encode() + b"\0")
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            digest.update(b"file\0" + str(path).encode() + b"\0")
             digest.update(hashlib.sha256(_read_limited(path)).digest())
     return digest.hexdigest()
 

@@ -152,3 +152,32 @@ verdict_cache = Table(
     Column("recheck_at", UTCDateTime),
     Column("stored_at", UTCDateTime, nullable=False),
 )
+
+# -- revision 0003: alerts --------------------------------------------------------------------
+
+# What was last alerted per target (the pure diff's AlertState as JSON), so a restart repeats
+# nothing; ``source`` finds the targets a whole-source run no longer saw.
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("reference", String(1024), primary_key=True),
+    Column("source", String(512), nullable=False, index=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Messages decided but not yet delivered, per sink, in the order they were decided. The sink's
+# URL and secret are not here: they stay in the configuration.
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sink", String(128), nullable=False, index=True),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("reference", String(1024), nullable=False),
+    Column("transition", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(512), nullable=True),
+)

@@ -12,7 +12,7 @@ Queries are SQLAlchemy Core on portable types, so they also run on PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from auditor.daemon.alerts.diff import AlertState, state_from_json, state_to_json
 from auditor.errors import StateError
 from auditor.model import SignatureResult, TargetResult, TargetStatus
 from auditor.state import schema
@@ -38,6 +39,31 @@ LOCK_TIMEOUT_SECONDS = 5.0
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutgoingAlert:
+    """A message to put in the outbox (``payload`` is the sink's rendered JSON)."""
+
+    sink: str
+    delivery_id: str
+    reference: str
+    transition: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    """A message in the outbox, not yet delivered."""
+
+    id: int
+    sink: str
+    delivery_id: str
+    reference: str
+    transition: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -485,6 +511,103 @@ class Store:
         table = schema.verdict_cache
         with self._transaction() as conn:
             return int(conn.execute(delete(table).where(table.c.trust_hash != trust_hash)).rowcount)
+
+
+    # --- alerts -----------------------------------------------------------------------------
+
+    def alert_states(self, source: str) -> dict[str, AlertState]:
+        """The last alerted state of every target filed under ``source``."""
+        table = schema.alert_states
+        with self._connect() as conn:
+            rows = conn.execute(
+                select(table.c.reference, table.c.state).where(table.c.source == source)
+            ).all()
+        out: dict[str, AlertState] = {}
+        for reference, text in rows:
+            try:
+                out[reference] = state_from_json(json.loads(text))
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged entry: the target starts over (it may alert once again)
+        return out
+
+    def record_alerts(
+        self,
+        source: str,
+        states: Mapping[str, AlertState],
+        outbox: Sequence[OutgoingAlert],
+        forgotten: Sequence[str] = (),
+    ) -> None:
+        """States and the messages they decided, in one transaction: a crash between deciding
+        and storing sends nothing twice and loses nothing that was stored."""
+        table = schema.alert_states
+        now = _now()
+        with self._transaction() as conn:
+            gone = [*states, *forgotten]
+            if gone:
+                conn.execute(delete(table).where(table.c.reference.in_(gone)))
+            for reference, state in states.items():
+                conn.execute(
+                    table.insert().values(
+                        reference=reference,
+                        source=source,
+                        state=json.dumps(state_to_json(state), separators=(",", ":")),
+                        updated_at=now,
+                    )
+                )
+            for item in outbox:
+                conn.execute(
+                    schema.alert_outbox.insert().values(
+                        sink=item.sink,
+                        delivery_id=item.delivery_id,
+                        reference=item.reference,
+                        transition=item.transition,
+                        payload=json.dumps(item.payload, separators=(",", ":")),
+                        created_at=now,
+                        attempts=0,
+                    )
+                )
+
+    def pending_alerts(self, sink: str, *, limit: int = 100) -> list[PendingAlert]:
+        """Undelivered messages of ``sink``, oldest first."""
+        table = schema.alert_outbox
+        query = (
+            select(table).where(table.c.sink == sink).order_by(table.c.id).limit(limit)
+        )
+        with self._connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            PendingAlert(
+                id=row["id"],
+                sink=row["sink"],
+                delivery_id=row["delivery_id"],
+                reference=row["reference"],
+                transition=row["transition"],
+                payload=json.loads(row["payload"]),
+                created_at=row["created_at"],
+                attempts=row["attempts"],
+            )
+            for row in rows
+        ]
+
+    def alert_done(self, alert_id: int) -> None:
+        """Delivered (or refused for good): out of the outbox."""
+        with self._transaction() as conn:
+            conn.execute(delete(schema.alert_outbox).where(schema.alert_outbox.c.id == alert_id))
+
+    def alert_failed(self, alert_id: int, error: str) -> None:
+        table = schema.alert_outbox
+        with self._transaction() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.id == alert_id)
+                .values(attempts=table.c.attempts + 1, last_error=error[:500])
+            )
+
+    def pending_alert_counts(self) -> dict[str, int]:
+        table = schema.alert_outbox
+        with self._connect() as conn:
+            rows = conn.execute(select(table.c.sink, func.count()).group_by(table.c.sink)).all()
+        return {str(sink): int(count) for sink, count in rows}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor.app import check_configuration
 from auditor.cli import main as cli_main
+from tests.support.cosign_fixtures import TRUSTED_ROOT
 from tests.support.notation_cases import E2E
 
 POLICIES = E2E / "config" / "trustpolicies"
@@ -182,3 +184,63 @@ def test_an_unreadable_config_is_one_located_problem(tmp_path: Path) -> None:
     assert result.code == 2
     (line,) = result.lines
     assert line.startswith(f"{config}: not valid YAML at line ")
+
+
+def test_cosign_section_keys_regexps_and_trusted_root_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "bad.pub").write_text("not a key")
+    (tmp_path / "root.json").write_text("{}")
+    config = tmp_path / "auditor.yaml"
+    config.write_text(
+        "cosign:\n"
+        "  trusted_root: root.json\n"
+        "  rules:\n"
+        "    - {scopes: ['*'], key: bad.pub}\n"
+    )
+    result = check("--config", str(config))
+    assert result.code == 2
+    text = result.stdout + result.stderr
+    assert f"{config}: cosign.rules[0].key: bad.pub: not a PEM public key" in text
+    config.write_text(
+        "cosign:\n"
+        "  trusted_root: root.json\n"
+        "  rules:\n"
+        "    - scopes: ['*']\n"
+        "      keyless: {identity_regexp: '(', issuer: x}\n"
+    )
+    result = check("--config", str(config))
+    assert result.code == 2
+    assert "cosign.rules[0].keyless: identity_regexp '(' does not compile" in (
+        result.stdout + result.stderr
+    )
+    config.write_text(
+        "cosign:\n"
+        "  trusted_root: root.json\n"
+        "  rules:\n"
+        "    - {scopes: ['*'], keyless: {identity: a, issuer: b}}\n"
+    )
+    result = check("--config", str(config))
+    assert result.code == 2
+    assert "root.json: not a Sigstore trusted root" in result.stdout + result.stderr
+    (tmp_path / "root.json").write_bytes(TRUSTED_ROOT.read_bytes())
+    result = check("--config", str(config))
+    assert result.code == 0, result.stdout + result.stderr
+
+
+def test_config_check_names_missing_daemon_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "auditor.yaml"
+    config.write_text(
+        "registries: []\n"
+        "server: {token_env: CHECK_NO_TOKEN, events_token_env: CHECK_NO_EVENTS}\n"
+        "alerts:\n"
+        "  slack: {webhook_url_env: CHECK_NO_SLACK}\n"
+        "  webhooks: [{url: 'https://hooks.example/x', secret_env: CHECK_NO_SECRET}]\n"
+    )
+    problems = check_configuration(config, None, None)
+    assert "server.token_env: environment variable CHECK_NO_TOKEN is not set" in problems
+    assert (
+        "server.events_token_env: environment variable CHECK_NO_EVENTS is not set" in problems
+    )
+    assert (
+        "alerts.slack.webhook_url_env: environment variable CHECK_NO_SLACK is not set"
+        in problems
+    )

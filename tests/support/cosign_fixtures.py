@@ -78,6 +78,11 @@ def _named(folder: Path, prefix: str) -> tuple[bytes, str]:
     return path.read_bytes(), f"sha256:{hexdigest}"
 
 
+def toolkit_output_path(n: int, prefix: str = "bundle") -> Path:
+    (path,) = (TOOLKIT / f"sign-output{n}").glob(f"{prefix}.sha256-*.json")
+    return path
+
+
 def toolkit_output(n: int) -> ToolkitOutput:
     folder = TOOLKIT / f"sign-output{n}"
     subject, subject_digest = _named(folder, "subject-manifest")

@@ -79,10 +79,27 @@ class SignedIndexImage:
 
     @classmethod
     def create(
-        cls, workdir: Path, registry_host: str, repository: str, *, validity_days: int = 30
+        cls,
+        workdir: Path,
+        registry_host: str,
+        repository: str,
+        *,
+        validity_days: int = 30,
+        leaf_expires_in: timedelta | None = None,
+        push: bool = True,
     ) -> SignedIndexImage:
+        """``leaf_expires_in``: the signing certificate expires that long from now (the CA
+        certificates stay valid), to watch a signature stop counting during a test."""
         sample = write_sample_layout(workdir / "layout", name=repository.replace("/", "-"))
-        pki = make_pki(name=f"{repository} release", validity=timedelta(days=validity_days))
+        if leaf_expires_in is None:
+            pki = make_pki(name=f"{repository} release", validity=timedelta(days=validity_days))
+        else:
+            hour_ago = datetime.now(UTC) - timedelta(hours=1)
+            pki = make_pki(
+                name=f"{repository} release",
+                not_before=hour_ago,
+                leaf_validity=timedelta(hours=1) + leaf_expires_in,
+            )
         sign_in_layout(sample.path, sample.index, pki.leaf.key, pki.chain, signing_time=_now())
         store = workdir / "truststore"
         pki.write_trust_store(store, "release")
@@ -105,7 +122,8 @@ class SignedIndexImage:
             )
         )
         image = cls(workdir, registry_host, repository, sample, pki, policy, store)
-        image.push()
+        if push:
+            image.push()
         return image
 
     def push(self) -> None:
@@ -144,6 +162,7 @@ def write_config(
     grace_seconds: float = 10,
     timeout_seconds: float = 30,
     extra: str = "",
+    server_extra: str = "",
 ) -> Path:
     lines = ["registries:"]
     for host in registries:
@@ -154,7 +173,7 @@ def write_config(
         f"  policy: {image.policy}",
         f"  store: {image.store}",
         f"schedule: {{interval: {interval}, jitter: 0s}}",
-        f'server: {{listen: "127.0.0.1:{port}", grace_seconds: {grace_seconds}}}',
+        f'server: {{listen: "127.0.0.1:{port}", grace_seconds: {grace_seconds}{server_extra}}}',
         f"state: {{path: {state}}}",
         f"limits: {{timeout_seconds: {timeout_seconds}}}",
     ]

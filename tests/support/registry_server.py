@@ -220,6 +220,7 @@ def registry_server(
     *,
     basic_auth: tuple[str, str] | None = None,
     token_server: TokenServer | None = None,
+    notifications: dict[str, Any] | None = None,
 ) -> Iterator[RunningRegistry]:
     """Start a registry in ``workdir`` (storage, config, log) and stop it on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -243,7 +244,7 @@ def registry_server(
         }
         credentials = (token_server.username, token_server.password)
     try:
-        with local_registry(workdir, auth) as running:
+        with local_registry(workdir, auth, notifications) as running:
             yield RunningRegistry(
                 url=running.url,
                 host=running.host,

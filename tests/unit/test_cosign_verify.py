@@ -14,6 +14,8 @@ import base64
 import json
 import re
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +39,7 @@ from tests.support.cosign_fixtures import (
     legacy_manifest,
     legacy_signature,
     toolkit_output,
+    toolkit_output_path,
 )
 
 VALID_DIGEST = compute_digest(legacy_manifest("dir-img-cosign-valid"), "sha256")
@@ -454,3 +457,34 @@ def test_hostile_bundles_are_invalid(root: TrustRoot, data: bytes) -> None:
     result = bundle_result(data, "sha256:" + "3" * 64, TOOLKIT_RULE, root)
     assert result.status is SignatureStatus.INVALID
     assert result.failed_validation == "integrity"
+
+
+def test_import_and_verify_in_a_process_without_network() -> None:
+    """Importing sigstore (and the auditor) and verifying a bundle opens no socket at all."""
+    out = toolkit_output(1)
+    script = f"""
+import socket
+def refuse(*a, **k):
+    raise SystemExit("network access attempted")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+import auditor.cli
+from pathlib import Path
+from auditor.cosign.bundle import verify_bundle
+from auditor.cosign.identity import KeylessIdentity, Matcher
+from auditor.cosign.material import load_trusted_root
+from auditor.cosign.trust import CosignRule
+rule = CosignRule("r", ("*",), keyless=KeylessIdentity(
+    Matcher(exact={TOOLKIT_IDENTITY!r}), Matcher(exact={TOOLKIT_ISSUER!r})))
+for root in (load_trusted_root(None), load_trusted_root(Path({str(TRUSTED_ROOT)!r}))):
+    result = verify_bundle(subject_digest={out.subject_digest!r},
+        data=Path({str(toolkit_output_path(1))!r}).read_bytes(), rule=rule, root=root, digest="d")
+    assert result.status.value == "valid", result.reason
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"

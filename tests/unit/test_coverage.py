@@ -164,9 +164,11 @@ def run(
     graph: ImageGraph,
     results: Mapping[str, Sequence[SignatureResult]],
     r: CoverageRule,
-    **kw: bool,
+    *,
+    verified: bool = True,
+    trust_skipped: bool = False,
 ) -> TargetResult:
-    return evaluate_target(REF, graph, results, r, **kw)
+    return evaluate_target(REF, graph, results, r, verified=verified, trust_skipped=trust_skipped)
 
 
 # --- the require modes against each scenario ---------------------------------------------

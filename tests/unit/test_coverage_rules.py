@@ -56,8 +56,8 @@ AUTH = "certificate chain does not contain any trusted certificate"
 @pytest.mark.parametrize(
     ("sigs", "results", "verified", "status", "reason"),
     [
-        (0, [], True, NodeStatus.UNSIGNED, "no Notary signature"),
-        (0, [], False, NodeStatus.UNSIGNED, "no Notary signature"),
+        (0, [], True, NodeStatus.UNSIGNED, "no signature"),
+        (0, [], False, NodeStatus.UNSIGNED, "no signature"),
         (
             1,
             [],

@@ -60,7 +60,7 @@ def test_codec_refuses_malformed_data(bad: object) -> None:
 
 def test_migrates_an_empty_database_to_every_table(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "a.db")
-    assert store.revision() == "0002"
+    assert store.revision() == "0003"
     names = set(inspect(store.engine).get_table_names())
     assert set(schema.metadata.tables) <= names
     store.close()
@@ -76,7 +76,7 @@ def test_migrates_the_previous_schema_keeping_its_data(tmp_path: Path) -> None:
     old.close()
 
     store = Store.open(path)
-    assert store.revision() == "0002"
+    assert store.revision() == "0003"
     assert [t.reference for t in store.latest_results()] == [REF]
     store.cache_manifest(SOURCE, "team/app", INDEX, "application/x", b"{}")
     assert store.cached_manifest(SOURCE, "team/app", INDEX) == ("application/x", b"{}")

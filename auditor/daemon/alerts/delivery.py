@@ -15,15 +15,18 @@ names the sink, never its URL.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import httpx
 
+from auditor.config import AlertsConfig
 from auditor.daemon.alerts import webhook
 from auditor.daemon.alerts.diff import Alert
 from auditor.daemon.alerts.slack import slack_message
+from auditor.errors import ConfigError
 from auditor.model import TargetResult
 from auditor.registry.retry import RETRY_STATUSES, RetryPolicy
 from auditor.registry.secret import Secret
@@ -124,3 +127,24 @@ def _scrub(text: str, sink: Sink) -> str:
     url = sink.url.reveal()
     text = text.replace(url, f"<{sink.name} url>") if url else text
     return " ".join(text.split())[:300] or f"alert sink {sink.name}: delivery failed"
+
+
+def build_sinks(config: AlertsConfig, env: Mapping[str, str]) -> list[Sink]:
+    """The configured sinks with their secrets read now (a missing variable is a config error)."""
+
+    def read(name: str, where: str) -> Secret:
+        value = env.get(name)
+        if not value:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return Secret(value)
+
+    sinks: list[Sink] = []
+    if config.slack is not None:
+        url = read(config.slack.webhook_url_env, "alerts.slack.webhook_url_env")
+        sinks.append(Sink("slack", SinkKind.SLACK, url))
+    for i, hook in enumerate(config.webhooks):
+        where = f"alerts.webhooks[{i}]"
+        url = read(hook.url_env, f"{where}.url_env") if hook.url_env else Secret(str(hook.url))
+        secret = read(hook.secret_env, f"{where}.secret_env") if hook.secret_env else None
+        sinks.append(Sink(f"webhook:{hook.name or i}", SinkKind.WEBHOOK, url, secret))
+    return sinks
