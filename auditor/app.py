@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -200,6 +200,7 @@ class App:
                 limits=limits.graph_limits(),
                 max_signatures_per_node=limits.max_signatures_per_node,
                 concurrency=limits.concurrency_per_registry,
+                concurrent_targets=limits.concurrent_targets,
                 target_deadline=limits.target_deadline_seconds,
                 max_nodes_per_target=limits.max_nodes_per_target,
                 max_bytes_per_target=limits.max_bytes_per_target,
@@ -338,19 +339,31 @@ class App:
         return await Expander(self, self.config).from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
-        """One run, bounded by ``limits.run_deadline_seconds`` when set (expansion included)."""
+        """One run of ``audit now``: the given references, or the whole config."""
+        what = ", ".join(references) or "the configured registries and layouts"
+        return await self.run(lambda: self.targets(references), what)
+
+    async def run(
+        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
+    ) -> AuditReport:
+        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
+
+        Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
+        registry marked down in an earlier run is asked again (down lasts one run).
+        """
+        for client in self._registries.values():
+            client.transport.health.new_run()
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
         )
         try:
             async with asyncio.timeout_at(deadline_at):
-                targets = await self.targets(references)
+                listed = await targets()
         except TimeoutError:
-            what = ", ".join(references) or "the configured registries and layouts"
             failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
             return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
-        return await self.auditor.run(targets, deadline_at=deadline_at)
+        return await self.auditor.run(listed, deadline_at=deadline_at)
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

@@ -7,14 +7,16 @@ each one. A failure on one target becomes that target's ``error`` verdict; the r
 
 Every target is bounded: in time by a per-target deadline (and the run's deadline, when one is
 set), in size by a :class:`~auditor.budget.TargetBudget` on the nodes and bytes it may cost.
-Whatever passes a bound is that target's ``error`` with the reason. Results are produced one
-target at a time (:meth:`Auditor.stream`), so a target that hangs or is cut off never takes
-the results of the targets before it with it.
+Whatever passes a bound is that target's ``error`` with the reason. Several targets run at once
+(``limits.concurrent_targets``; each registry's request limit is shared between them) and
+results are handed out in the targets' order (:meth:`Auditor.stream`), so a target that hangs
+or is cut off never takes the results of the targets before it with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,12 +33,13 @@ from auditor.model import (
     SignatureResult,
     SignatureStatus,
     TargetResult,
+    TargetStatus,
 )
 from auditor.oci.graph import GraphLimits, build_graph
 from auditor.oci.reference import Reference
 from auditor.signatures.interface import SignatureFormat, claiming_format
 from auditor.source import ManifestSource
-from auditor.verdicts import MemoryVerdictCache, VerdictCache
+from auditor.verdicts import MemoryVerdictCache, VerdictCache, verdict_key
 from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
@@ -69,6 +72,7 @@ class AuditSettings:
     limits: GraphLimits = field(default_factory=DEFAULT_LIMITS.graph_limits)
     max_signatures_per_node: int = DEFAULT_LIMITS.max_signatures_per_node
     concurrency: int = DEFAULT_LIMITS.concurrency_per_registry
+    concurrent_targets: int = DEFAULT_LIMITS.concurrent_targets
     target_deadline: float = DEFAULT_LIMITS.target_deadline_seconds
     max_nodes_per_target: int = DEFAULT_LIMITS.max_nodes_per_target
     max_bytes_per_target: int = DEFAULT_LIMITS.max_bytes_per_target
@@ -82,7 +86,8 @@ class Auditor:
     the registered signature formats (the composition root's list): a referrer is a signature
     when one of them claims it, and that format judges it. Verdicts on signatures go through
     ``cache`` (auditor/verdicts.py: in memory for the object's life, or the state store's) keyed
-    by (signature digest, subject digest, scope), so the daemon can keep one and re-audit
+    by everything a verdict depends on (:func:`~auditor.verdicts.verdict_key`: the signature
+    digest, the subject's whole descriptor, the scope), so the daemon can keep one and re-audit
     cheaply.
     """
 
@@ -118,17 +123,45 @@ class Auditor:
         """
         loop = asyncio.get_running_loop()
         started = datetime.now(UTC)
-        for i, target in enumerate(targets, 1):
+
+        async def one(i: int, target: AuditTarget | TargetResult) -> TargetResult:
             if isinstance(target, TargetResult):
-                yield apply_waivers(target, self.waivers, started)
-                continue
+                return apply_waivers(target, self.waivers, started)
             if deadline_at is not None and loop.time() >= deadline_at:
-                yield error_target(str(target.reference), RUN_DEADLINE_PASSED)
-                continue
+                return error_target(str(target.reference), RUN_DEADLINE_PASSED)
             if self.progress:
                 self.progress(f"[{i}/{len(targets)}] {target.reference}")
             result = await self.audit_target(target, deadline_at=deadline_at)
-            yield apply_waivers(result, self.waivers, started)
+            return apply_waivers(result, self.waivers, started)
+
+        # Up to ``concurrent_targets`` targets in flight (their requests share each registry's
+        # own limit, in the transport), results handed out in the targets' order: the window
+        # bounds what is held while a slow target keeps the ones after it waiting. The window
+        # opens like a slow start: it doubles on each target that is not an error and closes
+        # to one on an error, so a failing registry is not hit by many targets at once (its
+        # down mark then stops the rest early, as it does sequentially).
+        limit = max(1, self.settings.concurrent_targets)
+        window = 1
+        pending: deque[asyncio.Task[TargetResult]] = deque()
+        queue = iter(enumerate(targets, 1))
+        try:
+            while True:
+                while len(pending) < window:
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        break
+                    pending.append(asyncio.ensure_future(one(*nxt)))
+                if not pending:
+                    break
+                result = await pending.popleft()
+                failed = result.status is TargetStatus.ERROR
+                window = 1 if failed else min(limit, window * 2)
+                yield result
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
 
     async def audit_target(
         self, target: AuditTarget, *, deadline_at: float | None = None
@@ -235,7 +268,7 @@ class Auditor:
     async def _verify_one(
         self, target: AuditTarget, subject: Descriptor, signature: Descriptor
     ) -> SignatureResult:
-        key = (signature.digest, subject.digest, target.scope)
+        key = verdict_key(signature.digest, subject, target.scope)
         cached = self.cache.get(key)
         if cached is not None:
             return cached

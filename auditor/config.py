@@ -334,6 +334,8 @@ class LimitsConfig(_Strict):
     max_referrers: int = Field(default=1000, ge=1, le=100_000)
     max_signatures_per_node: int = Field(default=100, ge=1, le=10_000)
     concurrency_per_registry: int = Field(default=8, ge=1, le=128)
+    # Targets audited at once; their requests still share concurrency_per_registry.
+    concurrent_targets: int = Field(default=8, ge=1, le=256)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # Whole exchange (headers and body) of one HTTP request, whatever the per-read timeout.
     request_deadline_seconds: float = Field(default=120.0, gt=0, le=3600)
@@ -445,6 +447,8 @@ class ServerConfig(_Strict):
     listen: str = "127.0.0.1:9464"
     token_env: str | None = None
     grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The read-only pages (/ and /targets/<id>) follow /audit's rule unless this opens them.
+    public_read: bool = False
     # POST /events (registry notifications): Authorization: Bearer <token> or Harbor's auth
     # header with the token as its value. Without it, /events answers 403.
     events_token_env: str | None = None

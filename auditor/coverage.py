@@ -304,21 +304,40 @@ class _Evaluation:
     rule: CoverageRule
     status: Mapping[str, tuple[NodeStatus, str]]
     required: set[str] = field(default_factory=set)
+    covered_memo: dict[str, _Tri] = field(default_factory=dict)
+    marked: set[str] = field(default_factory=set)
 
     def truth(self, node: GraphNode) -> _Tri:
         return _TRUTH[self.status[node.digest][0]]
 
     def selected(self, node: GraphNode) -> bool:
-        """Whether the rule asks for this node as a platform or as an attestation."""
-        if node.kind is NodeKind.ATTESTATION:
-            return self.rule.attestations is AttestationPolicy.REQUIRE
+        """Whether the rule asks for this node as a platform or as an attestation.
+
+        Every index entry counts on its own: a node is selected when one of its real-platform
+        entries is (the first entry of its index with that platform, which a runtime would
+        pick), or when it is listed as an attestation and attestations are required.
+        """
         if node.kind is NodeKind.INDEX or node.digest == self.graph.root:
             return False
-        if self.rule.platforms is None or node.platform is None:
+        wants_attestations = self.rule.attestations is AttestationPolicy.REQUIRE
+        if node.kind is NodeKind.ATTESTATION:
+            return wants_attestations
+        if wants_attestations and any(e.attestation for e in node.entries):
+            return True
+        if not node.entries:  # a node built without its entries (tests, replays)
+            return self.platform_selected(node.platform)
+        return any(
+            self.platform_selected(e.platform)
+            for e in node.entries
+            if not e.attestation and not e.shadowed
+        )
+
+    def platform_selected(self, platform: Platform | None) -> bool:
+        if self.rule.platforms is None or platform is None:
             # No platform in the index: runtimes decide from the image config, so it could
             # be any selected platform; a selector cannot rule it out.
             return True
-        return any(platform_matches(s, node.platform) for s in self.rule.platforms)
+        return any(platform_matches(s, platform) for s in self.rule.platforms)
 
     def kids(self, index: GraphNode) -> list[GraphNode]:
         return [
@@ -328,8 +347,15 @@ class _Evaluation:
         ]
 
     def covered(self, index: GraphNode) -> _Tri:
-        """``either`` at one level: the index, or every selected child (recursively)."""
-        return _any((self.truth(index), self.children_cover(index)))
+        """``either`` at one level: the index, or every selected child (recursively).
+
+        Memoized: indexes may share children (a DAG), which must not cost one walk per path.
+        """
+        known = self.covered_memo.get(index.digest)
+        if known is None:
+            known = _any((self.truth(index), self.children_cover(index)))
+            self.covered_memo[index.digest] = known
+        return known
 
     def children_cover(self, index: GraphNode) -> _Tri:
         kids = self.kids(index)
@@ -354,6 +380,9 @@ class _Evaluation:
         return _all(self.truth(n) for n in self.graph.nodes if n.digest in self.required)
 
     def mark_either(self, index: GraphNode) -> None:
+        if index.digest in self.marked:
+            return
+        self.marked.add(index.digest)
         if self.truth(index) is _Tri.YES:
             self.required.add(index.digest)
             return
@@ -406,6 +435,7 @@ def _missing_platforms(ev: _Evaluation, root: GraphNode) -> tuple[_Tri, list[Fin
     if any(n.error for n in indexes):
         return _Tri.UNKNOWN, []  # the unreadable index is already an 'unchecked' finding
     present = [n for n in ev.graph.nodes if n.kind is NodeKind.PLATFORM]
+    platforms = [p for n in present for p in n.platforms]
     label = ev.rule.label
     findings: list[Finding] = []
     if ev.rule.platforms is None:
@@ -414,7 +444,7 @@ def _missing_platforms(ev: _Evaluation, root: GraphNode) -> tuple[_Tri, list[Fin
             findings.append(Finding(FindingKind.MISSING_PLATFORM.value, text, label, root.digest))
     else:
         for selector in dict.fromkeys(ev.rule.platforms):
-            if not any(platform_matches(selector, n.platform) for n in present):
+            if not any(platform_matches(selector, p) for p in platforms):
                 text = f"required platform {selector} not in index {root.digest}; {label}"
                 findings.append(
                     Finding(FindingKind.MISSING_PLATFORM.value, text, label, None, str(selector))

@@ -132,11 +132,30 @@ class OtherReferrer:
 
 
 @dataclass(frozen=True)
+class IndexEntry:
+    """One entry of an index that lists a node: its own edge, with its own platform.
+
+    The same digest may be listed several times in one index (under two platforms, or once as
+    an attestation and once as a platform), and in several indexes; every listing is kept.
+    ``shadowed``: an earlier entry of the same index has the same platform, so a runtime asking
+    for that platform takes the earlier one (runtimes pick the first matching entry).
+    """
+
+    parent: str
+    position: int
+    platform: Platform | None
+    attestation: bool = False
+    shadowed: bool = False
+
+
+@dataclass(frozen=True)
 class GraphNode:
     """One manifest in an image's graph, as crawled; no verdict yet.
 
     ``signatures`` are the referrers a registered signature format claims as its signatures.
     ``error`` is set when the node could not be loaded or a guard tripped on it.
+    ``entries`` are every index entry that lists this node; ``platform`` and ``parent`` are those
+    of the first one a runtime would pick as a platform (kept for display).
     """
 
     digest: str
@@ -150,6 +169,14 @@ class GraphNode:
     other_referrers: tuple[OtherReferrer, ...] = ()
     attestation_for: str | None = None
     error: str | None = None
+    entries: tuple[IndexEntry, ...] = ()
+
+    @property
+    def platforms(self) -> tuple[Platform | None, ...]:
+        """The platforms this node is listed under as a real (non-attestation) entry."""
+        if not self.entries:
+            return (self.platform,) if self.kind is NodeKind.PLATFORM else ()
+        return tuple(e.platform for e in self.entries if not e.attestation)
 
 
 @dataclass(frozen=True)
@@ -167,7 +194,12 @@ class ImageGraph:
         raise KeyError(digest)
 
     def children(self, digest: str) -> tuple[GraphNode, ...]:
-        return tuple(n for n in self.nodes if n.parent == digest)
+        """Every node some entry of index ``digest`` lists (not only those first reached there)."""
+        return tuple(
+            n
+            for n in self.nodes
+            if n.parent == digest or any(e.parent == digest for e in n.entries)
+        )
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ filtering rules are tested without a registry.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,32 +18,76 @@ from auditor.config import AuditorConfig, LayoutConfig, RegistryConfig, TagFilte
 from auditor.coverage import error_target
 from auditor.errors import AuditorError
 from auditor.layout.reader import OciLayoutSource
-from auditor.model import TargetResult
-from auditor.oci.digest import is_attachment_tag
+from auditor.listed import ListedTagsSource
+from auditor.model import Descriptor, TargetResult
+from auditor.oci.attachments import AttachmentTag, attachment_tag, impostor_reason
+from auditor.oci.manifest import ImageIndex
 from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
 from auditor.source import ManifestSource
 
 _GLOB_CHARS = frozenset("*?[")
 
 
-def is_auditable_tag(tag: str) -> bool:
-    """Referrers fallback tags (``sha256-<hex>``) and cosign tags (``.sig/.att/.sbom``) are
-    attachments, not images to audit."""
-    return not is_attachment_tag(tag)
+_ATTACHMENT_CHECKS = 8  # attachment-named tags checked at once
+_MAX_LISTED_REFERRERS = 1000  # a fallback index listing more is audited, not trusted
 
 
-def select_tags(tags: Iterable[str], tag_filter: TagFilter) -> list[str]:
-    """Auditable tags matching include and not exclude, sorted by name, at most ``limit``."""
-    chosen = sorted(
+def filter_tags(tags: Iterable[str], tag_filter: TagFilter) -> list[str]:
+    """Tags matching include and not exclude, sorted by name (no limit yet)."""
+    return sorted(
         {
             t
             for t in tags
-            if is_auditable_tag(t)
-            and any(fnmatch.fnmatchcase(t, pat) for pat in tag_filter.include)
+            if any(fnmatch.fnmatchcase(t, pat) for pat in tag_filter.include)
             and not any(fnmatch.fnmatchcase(t, pat) for pat in tag_filter.exclude)
         }
     )
-    return chosen[: tag_filter.limit]
+
+
+def select_tags(
+    tags: Iterable[str], tag_filter: TagFilter, attachments: Collection[str] = frozenset()
+) -> list[str]:
+    """Tags to audit: filtered, less the genuine ``attachments``, sorted, at most ``limit``.
+
+    Only tags whose content was checked to be what their name says (see
+    :mod:`auditor.oci.attachments`) are left out; a name alone never hides a tag.
+    """
+    return [t for t in filter_tags(tags, tag_filter) if t not in attachments][: tag_filter.limit]
+
+
+async def genuine_attachments(
+    source: ManifestSource, repository: str, tags: Iterable[str]
+) -> set[str]:
+    """The attachment-named tags among ``tags`` whose content is what their name says.
+
+    A tag that cannot be read, or whose content is anything else, is not returned: it is
+    audited like any tag (and a read failure becomes that target's error).
+    """
+    claims = [c for c in map(attachment_tag, tags) if c is not None]
+    slots = asyncio.Semaphore(_ATTACHMENT_CHECKS)
+
+    async def check(claim: AttachmentTag) -> str | None:
+        async with slots:
+            try:
+                genuine = await _is_genuine(source, repository, claim)
+            except AuditorError:
+                return None
+        return claim.tag if genuine else None
+
+    found = await asyncio.gather(*(check(c) for c in claims))
+    return {tag for tag in found if tag is not None}
+
+
+async def _is_genuine(source: ManifestSource, repository: str, claim: AttachmentTag) -> bool:
+    manifest = (await source.get_manifest(repository, claim.tag)).manifest
+    subjects: list[Descriptor | None] = []
+    if claim.kind == "referrers" and isinstance(manifest, ImageIndex):
+        if len(manifest.manifests) > _MAX_LISTED_REFERRERS:
+            return False
+        for entry in manifest.manifests:
+            listed = await source.get_manifest(repository, entry.digest)
+            subjects.append(listed.manifest.subject)
+    return impostor_reason(claim, manifest, subjects) is None
 
 
 def select_repositories(catalog: Iterable[str], patterns: Sequence[str]) -> list[str]:
@@ -120,11 +165,15 @@ class Expander:
             tags = await source.list_tags(reference.repository)
         except AuditorError as exc:
             return [_failed(str(reference), exc)]
-        chosen = select_tags(tags, tag_filter)
+        candidates = filter_tags(tags, tag_filter)
+        attachments = await genuine_attachments(source, reference.repository, candidates)
+        chosen = select_tags(candidates, tag_filter, attachments)
         if not chosen:
             # Auditing nothing must not look like a clean pass.
             return [_nothing(str(reference), len(tags))]
-        return [AuditTarget(reference.with_tag(t), source, reference.repository) for t in chosen]
+        # The listing also says which nodes have a fallback (or signature) tag at all.
+        listed = ListedTagsSource(source, reference.repository, set(tags))
+        return [AuditTarget(reference.with_tag(t), listed, reference.repository) for t in chosen]
 
     async def _expand_layout(
         self, layout: LayoutConfig, pinned: LayoutReference | None = None
@@ -134,7 +183,9 @@ class Expander:
             source = self.sources.layout(layout.path)
             if reference.ref is not None:
                 return [AuditTarget(reference, source, "")]
-            tags = select_tags(await source.list_tags(""), layout.tags)
+            candidates = filter_tags(await source.list_tags(""), layout.tags)
+            attachments = await genuine_attachments(source, "", candidates)
+            tags = select_tags(candidates, layout.tags, attachments)
             # A layout written by buildx may carry no ref.name at all: audit its roots by digest.
             untagged = source.untagged_roots() if not tags else []
         except AuditorError as exc:
@@ -154,5 +205,5 @@ def _nothing(reference: str, tag_count: int) -> TargetResult:
     return error_target(
         reference,
         f"no image to audit: {tag_count} tags, none selected by the tag filter "
-        "(referrer and cosign tags are never audited)",
+        "(referrers fallback and cosign tags holding what their names say are not audited)",
     )

@@ -8,6 +8,9 @@ prints the ratio, so numbers compare across machines: the ratio is what to watch
 - audit:   a warm audit (verdict cache) of a signed sample layout vs a cold one
 - memory:  peak traced allocation while crawling the 1,000-platform layout vs its manifest bytes
 - reaudit: requests and time of a warm re-audit of a real registry (state database) vs a cold one
+- scale:   issue 12's case: a seeded registry of R repositories x T tags; cold, warm and
+           1%-changed audits vs a bare minimal httpx client and a per-digest process loop
+           (``./dev bench scale --repositories 60 --tags 5`` for the issue's size)
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from auditor.oci.graph import build_graph
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from auditor.oci.reference import LayoutReference
 from benchmarks.reaudit import bench_reaudit
+from benchmarks.scale import Shape, bench_scale
 from devkit.samples import write_sample_layout
 from devkit.signing import sign_in_layout
 from devkit.testpki import make_pki
@@ -180,15 +184,33 @@ def bench_audit(tmp: Path, repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("case", nargs="?", choices=["all", "micro", "scale"], default="all",
+                        help="micro: graph/verify/audit/memory/reaudit; scale: issue 12's case")
     parser.add_argument("--repeat", type=int, default=15, help="timings per case (median)")
+    defaults = Shape()
+    parser.add_argument("--repositories", type=int, default=defaults.repositories)
+    parser.add_argument("--tags", type=int, default=defaults.tags, help="tags per repository")
+    parser.add_argument("--platforms", type=int, default=defaults.platforms,
+                        help="platforms per image (plus an attestation), at most 8")
+    parser.add_argument("--signed", type=float, default=defaults.signed_share,
+                        help="share of nodes signed (0..1)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--sample", type=int, default=8,
+                        help="per-digest processes actually run (scaled to all digests)")
     args = parser.parse_args(argv)
+    if not 1 <= args.platforms <= 8 or not 0 <= args.signed <= 1:
+        parser.error("--platforms must be 1..8 and --signed 0..1")
     print(f"registry-auditor benchmarks (median of {args.repeat}; ratio = ours / baseline)")
     with tempfile.TemporaryDirectory(prefix="auditor-bench-") as tmp:
         root = Path(tmp)
-        bench_graph_and_memory(root, args.repeat)
-        bench_verify(root, args.repeat)
-        bench_audit(root, args.repeat)
-        bench_reaudit(root, max(3, args.repeat // 3))
+        if args.case in ("all", "micro"):
+            bench_graph_and_memory(root, args.repeat)
+            bench_verify(root, args.repeat)
+            bench_audit(root, args.repeat)
+            bench_reaudit(root, max(3, args.repeat // 3))
+        if args.case in ("all", "scale"):
+            shape = Shape(args.repositories, args.tags, args.platforms, args.signed, args.seed)
+            bench_scale(root, shape, sample=max(1, args.sample))
     return 0
 
 

@@ -54,12 +54,16 @@ def registry_config(
     port: int,
     auth: Mapping[str, Any] | None = None,
     notifications: Mapping[str, Any] | None = None,
+    *,
+    access_log: bool = False,
 ) -> str:
     """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on;
-    ``notifications`` is its ``notifications:`` section (where it posts push events)."""
+    ``notifications`` is its ``notifications:`` section (where it posts push events).
+    ``access_log`` turns on one combined-log line per request in ``registry.log``: the
+    benchmarks count requests there, from any process, without hooking a client."""
     config: dict[str, Any] = {
         "version": 0.1,
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "log": {"level": "warn", "accesslog": {"disabled": not access_log}},
         "storage": {
             "filesystem": {"rootdirectory": str(workdir / "data")},
             "delete": {"enabled": True},
@@ -93,6 +97,8 @@ def local_registry(
     workdir: Path,
     auth: Mapping[str, Any] | None = None,
     notifications: Mapping[str, Any] | None = None,
+    *,
+    access_log: bool = False,
 ) -> Iterator[LocalRegistry]:
     """Run a registry whose config, storage and log live in ``workdir``; stop it on exit."""
     binary = binary_path()
@@ -103,7 +109,9 @@ def local_registry(
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = workdir / "config.yml"
-    config_path.write_text(registry_config(workdir, port, auth, notifications))
+    config_path.write_text(
+        registry_config(workdir, port, auth, notifications, access_log=access_log)
+    )
     log_path = workdir / "registry.log"
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:

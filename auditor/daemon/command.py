@@ -34,6 +34,7 @@ from auditor.config import (
 from auditor.daemon import alerting
 from auditor.daemon.http import HttpSettings, build_http_app
 from auditor.daemon.metrics import DaemonMetrics, SeriesLimits
+from auditor.daemon.pages import page_routes
 from auditor.daemon.receiver import EventMetrics, EventReceiver
 from auditor.daemon.scheduler import Scheduler
 from auditor.daemon.service import AuditService
@@ -120,8 +121,8 @@ async def serve(config: AuditorConfig) -> int:
             alerts.deliver_soon()  # messages a previous run could not deliver
             http_app = build_http_app(
                 service,
-                HttpSettings(token=token, units=scheduled),
-                extra_routes=[events.route()],
+                HttpSettings(token=token, units=scheduled, public_read=config.server.public_read),
+                extra_routes=[events.route(), *page_routes()],
             )
             server = _Server(
                 uvicorn.Config(
@@ -133,6 +134,7 @@ async def serve(config: AuditorConfig) -> int:
                 )
             )
             scheduler = Scheduler(config.schedule, scheduled, service.scheduled)
+            http_app.state.scheduler = scheduler  # the pages show the next audit
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):

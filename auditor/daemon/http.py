@@ -2,7 +2,7 @@
 ``POST /audit`` and ``GET /audit/<id>``.
 
 A Starlette app served by uvicorn in the scheduler's event loop. ``build_http_app`` takes extra
-routes (the event receiver and the pages of later issues plug in there) and the objects they
+routes (the event receiver and the pages, ``daemon/pages.py``, plug in there) and the objects they
 need travel on ``app.state`` (``service``, ``store``).
 
 ``/audit`` runs audits, so it is guarded: with ``server.token_env`` set, every call needs
@@ -40,6 +40,7 @@ MAX_RUN_ID = 2**63 - 1  # a database integer; larger ids cannot exist
 class HttpSettings:
     token: str | None
     units: Sequence[Unit]
+    public_read: bool = False  # server.public_read: the read-only pages open to any client
 
 
 def is_loopback(host: str | None) -> bool:

@@ -102,8 +102,14 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         "auditor_findings", "Findings by rule in the latest audits",
         labels=("registry", "repository", "rule"),
     )
+    signatures = GaugeMetricFamily(
+        "auditor_signatures",
+        "Signatures by format (notation/jws, cosign/bundle, ...) and verdict in the latest audits",
+        labels=("registry", "repository", "format", "status"),
+    )
     node_counts: Tally[tuple[str, ...]] = Tally()
     finding_counts: Tally[tuple[str, ...]] = Tally()
+    signature_counts: Tally[tuple[str, ...]] = Tally()
     signed_values: dict[tuple[str, ...], float] = {}
     expiry_values: dict[tuple[str, ...], float] = {}
     for stored in snapshot.targets:
@@ -117,6 +123,9 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
             node = verdict.node
             node_counts[(stored.registry, stored.repository, node.kind.value,
                          verdict.status.value)] += 1
+            for sig in verdict.signatures:
+                signature_counts[(stored.registry, stored.repository, sig.format,
+                                  sig.status.value)] += 1
             if not limits.per_node or not verdict.required:
                 continue
             node_key = (*labels, node.kind.value, str(node.platform) if node.platform else "")
@@ -138,6 +147,8 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         nodes.add_metric(count_key, float(count))
     for count_key, count in sorted(finding_counts.items()):
         findings.add_metric(count_key, float(count))
+    for count_key, count in sorted(signature_counts.items()):
+        signatures.add_metric(count_key, float(count))
 
     up = GaugeMetricFamily(
         "auditor_registry_up",
@@ -164,7 +175,7 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         "auditor_signature_expiry_timestamp_seconds",
     ):
         dropped.add_metric((metric,), float(budget.dropped[metric]))
-    return [compliant, node_signed, expiry, nodes, findings, up, success, dropped]
+    return [compliant, node_signed, expiry, nodes, findings, signatures, up, success, dropped]
 
 
 class StateCollector(Collector):

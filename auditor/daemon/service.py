@@ -225,7 +225,7 @@ class AuditService:
                     log.info("trust.changed", trust_hash=self.app.trust_hash[:12])
             except AuditorError as exc:
                 log.error("trust.reload_failed", error=str(exc))
-            report = await self.app.auditor.run(await targets())
+            report = await self.app.run(targets, label)
         except asyncio.CancelledError:
             self.metrics.record_run(label, "abandoned", time.monotonic() - started)
             await self._abandon(run_id, "abandoned at shutdown (grace period over)")

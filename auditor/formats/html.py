@@ -49,6 +49,8 @@ from auditor.model import (
 )
 from auditor.oci.reference import ImageReference, LayoutReference, parse_reference
 
+WAIVED = "waived"
+"""Not a target status: the overview's word for a target with findings a waiver accepted."""
 MAX_QUERY_LENGTH = 200
 """Longest filter value taken from a query string; longer ones are cut (they match nothing)."""
 
@@ -72,6 +74,7 @@ _SYMBOLS = {
     NodeStatus.ERROR.value: "!",
     NodeStatus.UNVERIFIED.value: "?",
     NodeStatus.SKIPPED.value: "\u2013",
+    WAIVED: "\u2691",
 }
 _TONES = {
     NodeStatus.SIGNED.value: "ok",
@@ -83,6 +86,7 @@ _TONES = {
     NodeStatus.ERROR.value: "warn",
     NodeStatus.UNVERIFIED.value: "warn",
     NodeStatus.SKIPPED.value: "info",
+    WAIVED: "info",
 }
 
 
@@ -158,7 +162,11 @@ class OverviewQuery:
         return (
             (not self.registry or self.registry == target.registry)
             and (not self.repository or self.repository == target.scope)
-            and (not self.status or self.status == target.status)
+            and (
+                not self.status
+                or self.status == target.status
+                or (self.status == WAIVED and target.waived > 0)
+            )
             and (not self.finding or self.finding in target.finding_kinds)
             and (not q or q in target.search)
         )
@@ -218,6 +226,14 @@ class NodeView:
 
 
 @dataclass(frozen=True)
+class WaiverView:
+    image: str
+    reason: str
+    owner: str
+    expires: str
+
+
+@dataclass(frozen=True)
 class FindingView:
     kind: str
     message: str
@@ -226,6 +242,7 @@ class FindingView:
     node_label: str | None
     fix: str | None
     hint: str | None
+    waiver: WaiverView | None
 
 
 @dataclass(frozen=True)
@@ -246,6 +263,7 @@ class TargetView:
     node_counts: tuple[tuple[str, int], ...]
     finding_counts: tuple[tuple[str, int], ...]
     finding_kinds: tuple[str, ...]
+    waived: int
     search: str
     nodes: tuple[NodeView, ...]
     findings: tuple[FindingView, ...]
@@ -445,6 +463,11 @@ def _finding_views(target: TargetResult, nodes: Sequence[NodeView]) -> list[Find
                 node_label=(node.label if node else finding.platform),
                 fix=fix,
                 hint=hint,
+                waiver=(
+                    WaiverView(w.image, w.reason, w.owner, rfc3339(w.expires))
+                    if (w := finding.waiver)
+                    else None
+                ),
             )
         )
     return views
@@ -464,7 +487,7 @@ def _target_view(target: TargetResult, context: PageContext) -> TargetView:
     nodes = _node_views(target, tid, history)
     findings = _finding_views(target, nodes)
     kinds = tuple(sorted({f.kind for f in target.findings}))
-    signable = any(f.kind in _SIGNABLE for f in target.findings)
+    signable = any(f.kind in _SIGNABLE and f.waiver is None for f in target.findings)
     search = " ".join([target.reference, target.digest or "", *(n.digest for n in nodes)])
     view = TargetView(
         id=tid,
@@ -483,6 +506,7 @@ def _target_view(target: TargetResult, context: PageContext) -> TargetView:
         node_counts=_counts((v.status.value for v in target.nodes), (s.value for s in NodeStatus)),
         finding_counts=_counts((f.kind for f in target.findings), (k.value for k in FindingKind)),
         finding_kinds=kinds,
+        waived=sum(f.waiver is not None for f in target.findings),
         search=search.lower(),
         nodes=nodes,
         findings=tuple(findings),
@@ -505,6 +529,7 @@ class Totals:
     targets: tuple[tuple[str, int], ...]
     nodes: tuple[tuple[str, int], ...]
     findings: tuple[tuple[str, int], ...]
+    waived: int
 
 
 @dataclass(frozen=True)
@@ -532,6 +557,7 @@ def _page(report: AuditReport, context: PageContext) -> _Page:
         findings=_counts(
             (f.kind for t in report.targets for f in t.findings), (k.value for k in FindingKind)
         ),
+        waived=sum(f.waiver is not None for t in report.targets for f in t.findings),
     )
     return _Page(
         report,
@@ -616,7 +642,7 @@ def _render(template: str, page: _Page, home: str, **extra: object) -> str:
         script=script,
         registries=sorted({t.registry for t in page.targets}),
         scopes=sorted({t.scope for t in page.targets}),
-        statuses=[s.value for s in TargetStatus],
+        statuses=[*(s.value for s in TargetStatus), WAIVED],
         finding_kinds=[k.value for k in FindingKind],
         shown=sum(t.visible for t in page.targets),
         **extra,

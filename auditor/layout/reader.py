@@ -8,9 +8,10 @@ manifest reachable from ``index.json`` whose ``subject`` names the digest.
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import weakref
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
+from auditor import gojson
 from auditor.config import DEFAULT_LIMITS
-from auditor.errors import DigestMismatch, MalformedContent, NotFound, TooLarge
+from auditor.errors import DigestMismatch, MalformedContent, NotFound, RegistryError, TooLarge
+from auditor.gojson import fields
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import fallback_tag, is_valid_digest, verify_digest
@@ -36,6 +39,7 @@ from auditor.oci.reference import LAYOUT_PREFIX
 DEFAULT_MAX_TAR_BYTES = 2 * 1024 * 1024 * 1024
 DEFAULT_MAX_TAR_MEMBERS = 100_000
 _MAX_INDEX_JSON_BYTES = 16 * 1024 * 1024
+_MAX_MARKER_BYTES = 64 * 1024
 _BLOB_PATH = re.compile(r"^blobs/(sha256/[a-f0-9]{64}|sha512/[a-f0-9]{128})$")
 _LAYOUT_FILES = frozenset({"oci-layout", "index.json"})
 
@@ -188,27 +192,29 @@ class OciLayoutSource:
     def _read_index_json(self) -> list[_Entry]:
         if not self.path.is_dir():
             raise NotFound(f"{self.name}: not a directory")
-        marker = self.path / "oci-layout"
         try:
-            layout_doc = json.loads(marker.read_bytes()[:65536])
-        except FileNotFoundError:
+            marker = read_regular_file(
+                self.path / "oci-layout", _MAX_MARKER_BYTES, f"{self.name}: oci-layout"
+            )
+        except NotFound:
             raise NotFound(f"{self.name}: no oci-layout file; not an OCI image layout") from None
-        except (OSError, ValueError) as exc:
-            raise MalformedContent(f"{self.name}: oci-layout is unreadable ({exc})") from None
-        version = layout_doc.get("imageLayoutVersion") if isinstance(layout_doc, dict) else None
+        layout_doc = gojson.loads(marker, f"{self.name}: oci-layout")
+        if isinstance(layout_doc, dict):
+            version = fields(layout_doc, ("imageLayoutVersion",), f"{self.name}: oci-layout").get(
+                "imageLayoutVersion"
+            )
+        else:
+            version = None
         if not isinstance(version, str) or not version.startswith("1."):
             raise MalformedContent(
                 f"{self.name}: oci-layout has no supported imageLayoutVersion (got {version!r})"
             )
-        index_path = self.path / "index.json"
         try:
-            if index_path.stat().st_size > _MAX_INDEX_JSON_BYTES:
-                raise TooLarge(f"{self.name}: index.json exceeds {_MAX_INDEX_JSON_BYTES} bytes")
-            raw = index_path.read_bytes()
-        except FileNotFoundError:
+            raw = read_regular_file(
+                self.path / "index.json", _MAX_INDEX_JSON_BYTES, f"{self.name}: index.json"
+            )
+        except NotFound:
             raise NotFound(f"{self.name}: no index.json") from None
-        except OSError as exc:
-            raise MalformedContent(f"{self.name}: index.json is unreadable ({exc})") from None
         index = parse_manifest(raw, mt.OCI_INDEX, f"{self.name}: index.json")
         if not isinstance(index, ImageIndex):
             raise MalformedContent(f"{self.name}: index.json is not an image index")
@@ -223,19 +229,9 @@ class OciLayoutSource:
     def _read_blob(self, digest: str, max_bytes: int, what: str) -> bytes:
         path = self._blob_path(digest)
         try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise TooLarge(f"{self.name}: {what} {digest} is {size} bytes, limit {max_bytes}")
-            with path.open("rb") as fh:
-                data = fh.read(max_bytes + 1)
-        except FileNotFoundError:
+            data = read_regular_file(path, max_bytes, f"{self.name}: {what} {digest}")
+        except NotFound:
             raise NotFound(f"{self.name}: {what} {digest} not found in blobs/") from None
-        except IsADirectoryError:
-            raise MalformedContent(f"{self.name}: {what} {digest} is a directory") from None
-        except OSError as exc:
-            raise MalformedContent(f"{self.name}: {what} {digest} is unreadable ({exc})") from None
-        if len(data) > max_bytes:
-            raise TooLarge(f"{self.name}: {what} {digest} exceeds {max_bytes} bytes")
         verify_digest(data, digest, f"{self.name}: {what} {digest}")
         return data
 
@@ -256,7 +252,8 @@ class OciLayoutSource:
         """Every manifest reachable from index.json, once each.
 
         A top-level entry that is missing or corrupt is an error (it could hide a signature);
-        a missing child of a nested index is tolerated, since sparse layouts are legal.
+        a missing child of a nested index is tolerated, since sparse layouts are legal, and so
+        is a malformed one (it can be no valid signature; where it is listed, it is judged).
         """
         seen: set[str] = set()
         stack = [(e.descriptor, True) for e in reversed(self._entries)]
@@ -267,7 +264,9 @@ class OciLayoutSource:
             seen.add(desc.digest)
             try:
                 fetched = self.fetch_manifest(desc.digest)
-            except NotFound:
+            except (NotFound, MalformedContent):
+                # A refused child (say, a signature manifest two readers would read two ways)
+                # cannot be a valid signature of anything; it is judged where it is listed.
                 if top_level:
                     raise
                 continue
@@ -275,6 +274,59 @@ class OciLayoutSource:
             yield fetched.descriptor, manifest
             if isinstance(manifest, ImageIndex):
                 stack.extend((child, False) for child in reversed(manifest.manifests))
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path, max_bytes: int, what: str) -> bytes:
+    """A layout file's bytes: only a regular file (a symlink to one is fine), size checked first.
+
+    Opened without blocking and checked on the open descriptor (no window between check and
+    read), so a FIFO, a device, a socket or a symlink to ``/dev/zero`` under a layout's name
+    neither blocks nor fills memory: each is a RegistryError naming the file. At most
+    ``max_bytes`` are read even if the file grows meanwhile (TooLarge).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"{what} not found") from None
+    except OSError as exc:
+        raise RegistryError(f"{what} cannot be opened ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        kind = _not_regular(info.st_mode)
+        if kind is not None:
+            raise RegistryError(f"{what} is {kind}, not a regular file; refused")
+        if info.st_size > max_bytes:
+            raise TooLarge(f"{what} is {info.st_size} bytes, limit {max_bytes}")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise RegistryError(f"{what} cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise TooLarge(f"{what} exceeds {max_bytes} bytes")
+    return b"".join(chunks)
 
 
 def open_layout(
@@ -290,8 +342,14 @@ def open_layout(
     path = Path(path)
     if path.is_dir():
         return OciLayoutSource(path, max_manifest_bytes=max_manifest_bytes)
-    if not path.exists():
-        raise NotFound(f"{LAYOUT_PREFIX}{path}: no such file or directory")
+    try:
+        kind = _not_regular(path.stat().st_mode)
+    except FileNotFoundError:
+        raise NotFound(f"{LAYOUT_PREFIX}{path}: no such file or directory") from None
+    except OSError as exc:
+        raise RegistryError(f"{LAYOUT_PREFIX}{path}: {exc.strerror or exc}") from None
+    if kind is not None:
+        raise RegistryError(f"{LAYOUT_PREFIX}{path} is {kind}, not a layout directory or tar")
     workdir = Path(tempfile.mkdtemp(prefix="auditor-layout-"))
     try:
         extract_layout_tar(path, workdir, max_bytes=max_tar_bytes)
@@ -318,12 +376,22 @@ def extract_layout_tar(
     """
     where = f"{LAYOUT_PREFIX}{tar_path}"
     try:
-        archive = tarfile.open(tar_path, mode="r:*")  # noqa: SIM115 - closed below
+        fd = os.open(tar_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        handle = os.fdopen(fd, "rb")
+    except OSError as exc:
+        raise RegistryError(f"{where}: cannot be opened ({exc.strerror or exc})") from None
+    kind = _not_regular(os.fstat(handle.fileno()).st_mode)
+    if kind is not None:
+        handle.close()
+        raise RegistryError(f"{where} is {kind}, not a layout directory or tar")
+    try:
+        archive = tarfile.open(fileobj=handle, mode="r:*")  # noqa: SIM115 - closed below
     except (tarfile.TarError, OSError) as exc:
+        handle.close()
         raise MalformedContent(f"{where}: not a layout directory or readable tar ({exc})") from None
     total = 0
     written: set[str] = set()
-    with archive:
+    with handle, archive:
         for count, member in enumerate(archive, 1):
             if count > max_members:
                 raise TooLarge(f"{where}: more than {max_members} tar members")

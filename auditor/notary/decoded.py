@@ -7,13 +7,13 @@ use them import in one direction only (envelope -> jws/cose -> decoded).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from auditor.errors import VerificationError
+from auditor import gojson
+from auditor.errors import MalformedContent, VerificationError
 
 H_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
 H_SIGNING_TIME = "io.cncf.notary.signingTime"
@@ -57,18 +57,18 @@ def malformed(fmt: str, detail: str) -> VerificationError:
     return VerificationError(f"integrity: malformed {fmt} envelope: {detail}")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def strict_json(data: bytes, what: str) -> Any:
-    """Parse JSON, refusing duplicate keys (two parsers must never see two documents)."""
+    """Parse JSON as Go reads it or refuse it (auditor.gojson): two parsers never see two
+    documents."""
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise VerificationError(f"integrity: {what} is not valid JSON: {exc}") from None
+        return gojson.loads(data, what)
+    except MalformedContent as exc:
+        raise VerificationError(f"integrity: {exc}") from None
+
+
+def go_fields(obj: Mapping[str, Any], names: Iterable[str], where: str) -> dict[str, Any]:
+    """Struct fields of a decoded JSON object as notation (Go) reads them, or refused."""
+    try:
+        return gojson.fields(obj, names, where)
+    except MalformedContent as exc:
+        raise VerificationError(f"integrity: {exc}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from auditor.errors import VerificationError
 from auditor.notary import cose, jws
@@ -25,6 +26,7 @@ from auditor.notary.decoded import (
     H_VERIFICATION_PLUGIN,
     H_VERIFICATION_PLUGIN_MIN_VERSION,
     Decoded,
+    go_fields,
     malformed,
     strict_json,
 )
@@ -180,18 +182,51 @@ def _load_chain(
     certs = []
     for i, der in enumerate(chain_der):
         try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError:
-            raise malformed(fmt, f"certificate {i} in the chain is not a DER certificate") from None
+            certs.append(load_certificate(der))
+        except CERTIFICATE_ERRORS as exc:
+            raise malformed(
+                fmt,
+                f"certificate {i} in the chain is not a DER certificate that can be parsed "
+                f"({type(exc).__name__}: {exc})",
+            ) from None
     return tuple(certs)
+
+
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
+"""What ``cryptography`` raises on a certificate it refuses, at load or on first use."""
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate parsed in full now, not lazily later.
+
+    ``cryptography`` parses extensions (and some fields) on first access, so a certificate with
+    duplicate extensions or a bad encoding would otherwise raise deep inside chain building,
+    outside the error family. Raises one of :data:`CERTIFICATE_ERRORS`.
+    """
+    cert = x509.load_der_x509_certificate(der)
+    _ = (cert.subject, cert.issuer, cert.serial_number, cert.extensions)
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+    cert.public_key()
+    return cert
+
+
+_TARGET_FIELDS = ("mediaType", "digest", "size", "annotations")
 
 
 def parse_payload(payload: bytes) -> TargetArtifact:
     """The payload's ``targetArtifact`` descriptor, strictly typed."""
     doc = strict_json(payload, "payload")
-    if not isinstance(doc, dict) or not isinstance(doc.get("targetArtifact"), dict):
+    top = go_fields(doc, ("targetArtifact",), "payload") if isinstance(doc, dict) else {}
+    if not isinstance(top.get("targetArtifact"), dict):
         raise VerificationError("integrity: payload has no targetArtifact object")
-    ta = doc["targetArtifact"]
+    ta = go_fields(top["targetArtifact"], _TARGET_FIELDS, "payload targetArtifact")
     media_type, digest, size = ta.get("mediaType"), ta.get("digest"), ta.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise VerificationError("integrity: payload targetArtifact.mediaType is missing")
@@ -199,7 +234,7 @@ def parse_payload(payload: bytes) -> TargetArtifact:
         raise VerificationError("integrity: payload targetArtifact.digest is missing or malformed")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise VerificationError("integrity: payload targetArtifact.size is missing or invalid")
-    annotations = ta.get("annotations", {})
+    annotations = ta.get("annotations")
     if annotations is None:
         annotations = {}
     if not isinstance(annotations, dict) or not all(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from auditor.config import DEFAULT_LIMITS
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, MalformedContent
 from auditor.model import Descriptor, SignatureResult, SignatureStatus
 from auditor.notary.envelope import ENVELOPE_FORMATS
 from auditor.oci import mediatypes as mt
@@ -91,6 +91,11 @@ class NotationFormat:
 
         try:
             fetched = await source.get_manifest(repository, signature.digest)
+        except MalformedContent as exc:
+            # Its bytes are there and digest-checked, but they are no signature manifest (or
+            # one that two readers would read two ways): a definite failure, not "unchecked".
+            reason = f"signature manifest refused: {exc}"
+            return verdict(SignatureStatus.INVALID, NAME, reason)
         except AuditorError as exc:
             reason = f"cannot load signature manifest: {exc}"
             return verdict(SignatureStatus.ERROR, NAME, reason)

@@ -23,6 +23,7 @@ from auditor.notary.decoded import (
     H_SIGNING_TIME,
     H_TIMESTAMP_SIGNATURE,
     Decoded,
+    go_fields,
     malformed,
     strict_json,
 )
@@ -31,6 +32,8 @@ from auditor.oci import mediatypes as mt
 FORMAT = "notation/jws"
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_ENVELOPE_FIELDS = ("protected", "payload", "signature", "header")
+_UNPROTECTED_FIELDS = ("x5c", H_SIGNING_AGENT, H_TIMESTAMP_SIGNATURE)
 _STANDARD = {
     "alg",
     "crit",
@@ -92,21 +95,28 @@ def decode(data: bytes, *, max_chain: int) -> Decoded:
         raise malformed("JWS", "not a JSON document") from None
     if not isinstance(doc, dict):
         raise malformed("JWS", "not a JSON object")
+    members = go_fields(doc, _ENVELOPE_FIELDS, "JWS envelope")
     fields = {}
     for name in ("protected", "payload", "signature"):
-        value = doc.get(name)
+        value = members.get(name)
         if not isinstance(value, str):
             raise malformed("JWS", f"member {name!r} is missing or not a string")
         fields[name] = value
     protected_raw = b64url_decode(fields["protected"], "protected header")
     payload = b64url_decode(fields["payload"], "payload")
     signature = b64url_decode(fields["signature"], "signature")
-    protected = strict_json(protected_raw, "JWS protected header")
-    if not isinstance(protected, dict):
+    protected_doc = strict_json(protected_raw, "JWS protected header")
+    if not isinstance(protected_doc, dict):
         raise malformed("JWS", "protected header is not a JSON object")
-    unprotected = doc.get("header", {})
-    if not isinstance(unprotected, dict):
+    # notation-core-go reads the protected header twice: into a struct (keys matched as Go does)
+    # and into a map for the extended attributes; both readings are kept, with the same rules.
+    protected = {**protected_doc, **go_fields(protected_doc, _STANDARD, "JWS protected header")}
+    unprotected_doc = members.get("header")
+    if unprotected_doc is None:
+        unprotected_doc = {}
+    if not isinstance(unprotected_doc, dict):
         raise malformed("JWS", "unprotected header is not a JSON object")
+    unprotected = go_fields(unprotected_doc, _UNPROTECTED_FIELDS, "JWS unprotected header")
 
     alg = protected.get("alg")
     if not isinstance(alg, str):
@@ -140,14 +150,14 @@ def decode(data: bytes, *, max_chain: int) -> Decoded:
         signing_time=_time(protected, H_SIGNING_TIME),
         authentic_signing_time=_time(protected, H_AUTHENTIC_SIGNING_TIME),
         expiry=_time(protected, H_EXPIRY),
-        extended={k: v for k, v in protected.items() if k not in _STANDARD},
+        extended={k: v for k, v in protected_doc.items() if k not in _STANDARD},
         payload=payload,
         signature=signature,
         signed_bytes=f"{fields['protected']}.{fields['payload']}".encode("ascii"),
         chain_der=chain,
         signing_agent=_optional_str(unprotected, H_SIGNING_AGENT),
         timestamp_token=token,
-        present=frozenset(protected),
+        present=frozenset(protected_doc) | frozenset(protected.keys() & _STANDARD),
     )
 
 

@@ -29,6 +29,7 @@ from auditor.notary.crypto import (
     subject_of,
     validate_timestamping_chain,
 )
+from auditor.notary.envelope import CERTIFICATE_ERRORS, load_certificate
 from auditor.notary.types import Envelope, SigningScheme, TimestampResult
 
 _HASHES = {
@@ -133,7 +134,10 @@ def _tsa_chain(
     resp: rfc3161_client.TimeStampResponse, roots: Sequence[x509.Certificate]
 ) -> tuple[x509.Certificate, ...]:
     """Leaf (the signer) up to the trusted root, using the token's own certificates."""
-    embedded = [x509.load_der_x509_certificate(der) for der in resp.signed_data.certificates]
+    try:
+        embedded = [load_certificate(der) for der in resp.signed_data.certificates]
+    except CERTIFICATE_ERRORS as exc:
+        raise _fail(f"a certificate in the timestamp token cannot be parsed: {exc}") from None
     signers = list(resp.signed_data.signer_infos)
     if len(signers) != 1:
         raise _fail(f"token has {len(signers)} signer infos; exactly one is required")

@@ -17,7 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from auditor.errors import ConfigError
+from auditor import gojson
+from auditor.errors import ConfigError, MalformedContent
 from auditor.notary.identity import (
     WILDCARD,
     TrustedIdentity,
@@ -394,12 +395,49 @@ def _parse_statement(index: int, raw: Any, problems: _Problems) -> TrustPolicySt
     )
 
 
+_DOCUMENT_FIELDS = ("version", "trustPolicies")
+_STATEMENT_FIELDS = (
+    "name",
+    "registryScopes",
+    "signatureVerification",
+    "trustStores",
+    "trustedIdentities",
+)
+_VERIFICATION_FIELDS = ("level", "override", "verifyTimestamp")
+
+
+def _as_go_reads_it(doc: Any) -> Any:
+    """The document with every struct's keys as notation (Go's encoding/json) matches them.
+
+    ``"Level"`` is read as ``level``, as notation does; two keys for one field are refused
+    (MalformedContent), so the policy we apply is the policy notation would apply.
+    """
+    if not isinstance(doc, dict):
+        return doc
+    out = gojson.fields(doc, _DOCUMENT_FIELDS, "trust policy")
+    statements = out.get("trustPolicies")
+    if isinstance(statements, list):
+        normalized: list[Any] = []
+        for i, raw in enumerate(statements):
+            if isinstance(raw, dict):
+                raw = gojson.fields(raw, _STATEMENT_FIELDS, f"trustPolicies[{i}]")
+                verification = raw.get("signatureVerification")
+                if isinstance(verification, dict):
+                    where = f"trustPolicies[{i}].signatureVerification"
+                    raw["signatureVerification"] = gojson.fields(
+                        verification, _VERIFICATION_FIELDS, where
+                    )
+            normalized.append(raw)
+        out["trustPolicies"] = normalized
+    return out
+
+
 def parse_trust_policy(data: bytes | str, source: str = "trust policy") -> TrustPolicy:
     """Parse and validate a trust policy document; ConfigError lists every problem found."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: malformed trust policy, not valid JSON ({exc})") from exc
+        doc = _as_go_reads_it(gojson.loads(data, "trust policy"))
+    except MalformedContent as exc:
+        raise ConfigError(f"{source}: malformed trust policy, {exc}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: malformed trust policy, the document must be a JSON object")
     problems = _Problems()

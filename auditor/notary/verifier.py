@@ -19,13 +19,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
-
 from auditor.errors import AuditorError, ConfigError, VerificationError
 from auditor.model import Descriptor, SignatureResult, SignatureStatus
 from auditor.notary import chain as chains
 from auditor.notary.crypto import verify_integrity
-from auditor.notary.envelope import ENVELOPE_FORMATS, parse_envelope
+from auditor.notary.envelope import CERTIFICATE_ERRORS, ENVELOPE_FORMATS, parse_envelope
 from auditor.notary.identity import match_identities
 from auditor.notary.revocation import RevocationChecker, RevocationStatus, has_revocation_urls
 from auditor.notary.timestamp import verify_timestamp
@@ -42,6 +40,7 @@ from auditor.notary.types import Envelope, SigningScheme, TimestampResult, Valid
 from auditor.oci.digest import compute_digest
 from auditor.oci.manifest import ImageManifest
 
+_UNCHECKABLE: tuple[type[Exception], ...] = (AuditorError, *CERTIFICATE_ERRORS)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -160,7 +159,7 @@ class Verifier:
             return self._result(run, signature_digest, fmt, stop)
         except ConfigError:
             raise
-        except (AuditorError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        except _UNCHECKABLE as exc:
             unchecked = _Stop(
                 Validation.INTEGRITY,
                 f"the signature could not be checked: {exc}",

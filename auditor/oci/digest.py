@@ -9,7 +9,6 @@ from auditor.errors import DigestMismatch
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _FALLBACK_TAG = re.compile(r"sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128}")
-_COSIGN_TAG = re.compile(r"(sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})\.(sig|att|sbom)")
 _ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 
@@ -39,8 +38,3 @@ def fallback_tag(digest: str) -> str:
 def is_fallback_tag(tag: str) -> bool:
     """True for referrers fallback tags (``sha256-<hex>``): attachments, not images."""
     return bool(_FALLBACK_TAG.fullmatch(tag))
-
-
-def is_attachment_tag(tag: str) -> bool:
-    """Fallback tags and cosign's ``sha256-<hex>.sig/.att/.sbom`` tags name no image to audit."""
-    return is_fallback_tag(tag) or bool(_COSIGN_TAG.fullmatch(tag))

@@ -15,7 +15,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from auditor.model import Descriptor, GraphNode, ImageGraph, NodeKind, OtherReferrer, Platform
+from auditor.model import (
+    Descriptor,
+    GraphNode,
+    ImageGraph,
+    IndexEntry,
+    NodeKind,
+    OtherReferrer,
+    Platform,
+)
 from auditor.oci import mediatypes as mt
 from auditor.oci.manifest import ImageIndex
 from auditor.oci.snapshot import Snapshot
@@ -108,6 +116,49 @@ class _Pending:
     inherited: Platform | None
 
 
+def is_attestation_entry(desc: Descriptor) -> bool:
+    """buildx's attestation entry: the annotation *and* platform unknown/unknown.
+
+    Runtimes pick index entries by platform (or, with none given, by the image config), never
+    by annotation: only an unknown/unknown entry is out of their reach, so the annotation alone
+    must not exempt a pullable manifest from coverage.
+    """
+    return (
+        desc.annotations.get(mt.ANNOTATION_REFERENCE_TYPE) == mt.ATTESTATION_MANIFEST
+        and desc.platform is not None
+        and desc.platform.is_unknown
+    )
+
+
+def _platform_key(platform: Platform) -> tuple[str, str, str | None, str | None]:
+    normal = platform.normalized()
+    return normal.os, normal.architecture, normal.variant, platform.os_version
+
+
+def index_entries(
+    index_digest: str, index: ImageIndex, inherited: Platform | None
+) -> list[tuple[str, IndexEntry]]:
+    """(child digest, entry) for every entry of ``index``, duplicates of a digest included.
+
+    An entry without a platform inherits the index's own (nested indexes). An entry is
+    ``shadowed`` when an earlier one in the same index has the same platform.
+    """
+    seen: set[tuple[str, str, str | None, str | None]] = set()
+    out: list[tuple[str, IndexEntry]] = []
+    for position, desc in enumerate(index.manifests):
+        attestation = is_attestation_entry(desc)
+        platform = desc.platform or inherited
+        shadowed = False
+        if platform is not None and not attestation:
+            key = _platform_key(platform)
+            shadowed = key in seen
+            seen.add(key)
+        out.append(
+            (desc.digest, IndexEntry(index_digest, position, platform, attestation, shadowed))
+        )
+    return out
+
+
 def build_graph(
     snapshot: Snapshot,
     display_reference: str,
@@ -118,98 +169,115 @@ def build_graph(
     """The nodes of ``snapshot`` in breadth-first order, each with kind, platform and referrers.
 
     ``is_signature`` says which referrers are signatures (see :func:`split_referrers`).
+    A digest is one node however often it is listed, but every listing is one of its
+    ``entries``: a digest listed anywhere as a real platform is a platform (an attestation
+    entry for the same digest does not hide it), and each entry keeps its own platform.
     """
     errors: dict[str, list[str]] = {d: list(m) for d, m in snapshot.errors.items()}
     edges: dict[str, list[str]] = {}
-    nodes: list[GraphNode] = []
+    entries: dict[str, list[IndexEntry]] = {}
+    items: list[_Pending] = []
     claimed = {snapshot.root}
     queue = deque([_Pending(snapshot.root, None, 0, None, None)])
     while queue:
         item = queue.popleft()
+        items.append(item)
         fetched = snapshot.manifests.get(item.digest)
         manifest = fetched.manifest if fetched else None
-        desc = item.descriptor
         if fetched is None and not errors.get(item.digest):
             _add(errors, item.digest, f"manifest {item.digest} was not fetched")
-        is_index = isinstance(manifest, ImageIndex) or (
-            manifest is None and desc is not None and desc.media_type in mt.INDEX_TYPES
-        )
-        kind = _kind(item, is_index)
-        platform = (desc.platform if desc else None) or item.inherited
-        if kind is NodeKind.ATTESTATION and desc is not None:
-            platform = desc.platform
-        attestation_for = (
-            desc.annotations.get(mt.ANNOTATION_REFERENCE_DIGEST)
-            if kind is NodeKind.ATTESTATION and desc is not None
-            else None
-        )
-        if isinstance(manifest, ImageIndex):
-            children = unique_children(manifest)
-            if item.depth >= limits.max_depth:
-                _add(errors, item.digest, depth_limit_message(item.digest, limits))
-            elif len(children) > limits.max_children:
-                _add(
-                    errors,
-                    item.digest,
-                    children_limit_message(item.digest, len(children), limits),
-                )
-            else:
-                edges[item.digest] = [c.digest for c in children]
-                for child in children:
-                    if child.digest in claimed:
-                        continue
-                    claimed.add(child.digest)
-                    queue.append(
-                        _Pending(child.digest, item.digest, item.depth + 1, child, platform)
-                    )
-        referrers: Sequence[Descriptor] = snapshot.referrers.get(item.digest, ())
-        if len(referrers) > limits.max_referrers:
-            _add(
-                errors,
-                item.digest,
-                referrers_limit_message(item.digest, len(referrers), limits),
-            )
-            referrers = ()
-        signatures, others = split_referrers(referrers, is_signature)
-        nodes.append(
-            GraphNode(
-                digest=item.digest,
-                media_type=(
-                    manifest.media_type
-                    if manifest is not None
-                    else (desc.media_type if desc else "")
-                ),
-                size=fetched.descriptor.size if fetched else (desc.size if desc else 0),
-                kind=kind,
-                platform=platform,
-                parent=item.parent,
-                depth=item.depth,
-                signatures=signatures,
-                other_referrers=others,
-                attestation_for=attestation_for,
-            )
-        )
-    for source, target in _back_edges(snapshot.root, edges):
+        if not isinstance(manifest, ImageIndex):
+            continue
+        children = unique_children(manifest)
+        if item.depth >= limits.max_depth:
+            _add(errors, item.digest, depth_limit_message(item.digest, limits))
+        elif len(children) > limits.max_children:
+            _add(errors, item.digest, children_limit_message(item.digest, len(children), limits))
+        else:
+            edges[item.digest] = [c.digest for c in children]
+            platform = _own_platform(item)
+            for child_digest, entry in index_entries(item.digest, manifest, platform):
+                entries.setdefault(child_digest, []).append(entry)
+            for child in children:
+                if child.digest in claimed:
+                    continue
+                claimed.add(child.digest)
+                queue.append(_Pending(child.digest, item.digest, item.depth + 1, child, platform))
+    back = _back_edges(snapshot.root, edges)
+    for source, target in back:
         _add(errors, source, cycle_message(source, target))
+    cut = set(back)
+    nodes = [
+        _node(
+            snapshot,
+            item,
+            tuple(e for e in entries.get(item.digest, ()) if (e.parent, item.digest) not in cut),
+            limits,
+            errors,
+            is_signature,
+        )
+        for item in items
+    ]
     final = tuple(_with_error(n, errors.get(n.digest)) for n in nodes)
     return ImageGraph(reference=display_reference, root=snapshot.root, nodes=final)
 
 
-def _kind(item: _Pending, is_index: bool) -> NodeKind:
+def _own_platform(item: _Pending) -> Platform | None:
+    desc = item.descriptor
+    return (desc.platform if desc else None) or item.inherited
+
+
+def _node(
+    snapshot: Snapshot,
+    item: _Pending,
+    node_entries: tuple[IndexEntry, ...],
+    limits: GraphLimits,
+    errors: dict[str, list[str]],
+    is_signature: Callable[[Descriptor], bool],
+) -> GraphNode:
+    fetched = snapshot.manifests.get(item.digest)
+    manifest = fetched.manifest if fetched else None
+    desc = item.descriptor
+    is_index = isinstance(manifest, ImageIndex) or (
+        manifest is None and desc is not None and desc.media_type in mt.INDEX_TYPES
+    )
+    kind = _kind(item, is_index, node_entries)
+    platform = _own_platform(item)
+    attestation_for = None
+    if kind is NodeKind.ATTESTATION and desc is not None:
+        platform = desc.platform
+        attestation_for = desc.annotations.get(mt.ANNOTATION_REFERENCE_DIGEST)
+    elif kind is NodeKind.PLATFORM:
+        real = [e for e in node_entries if not e.attestation]
+        platform = real[0].platform if real else platform
+    referrers: Sequence[Descriptor] = snapshot.referrers.get(item.digest, ())
+    if len(referrers) > limits.max_referrers:
+        _add(errors, item.digest, referrers_limit_message(item.digest, len(referrers), limits))
+        referrers = ()
+    signatures, others = split_referrers(referrers, is_signature)
+    return GraphNode(
+        digest=item.digest,
+        media_type=(
+            manifest.media_type if manifest is not None else (desc.media_type if desc else "")
+        ),
+        size=fetched.descriptor.size if fetched else (desc.size if desc else 0),
+        kind=kind,
+        platform=platform,
+        parent=item.parent,
+        depth=item.depth,
+        signatures=signatures,
+        other_referrers=others,
+        attestation_for=attestation_for,
+        entries=node_entries,
+    )
+
+
+def _kind(item: _Pending, is_index: bool, node_entries: Sequence[IndexEntry]) -> NodeKind:
     if is_index:
         return NodeKind.INDEX
     if item.parent is None:
         return NodeKind.MANIFEST
-    desc = item.descriptor
-    if (
-        desc is not None
-        and desc.annotations.get(mt.ANNOTATION_REFERENCE_TYPE) == mt.ATTESTATION_MANIFEST
-        and desc.platform is not None
-        and desc.platform.is_unknown
-    ):
-        # Runtimes pick index entries by platform (or, with none given, by the image config),
-        # never by annotation: only an unknown/unknown entry is out of their reach, so the
-        # annotation alone must not exempt a pullable manifest from coverage.
+    if node_entries and all(e.attestation for e in node_entries):
         return NodeKind.ATTESTATION
     return NodeKind.PLATFORM
 
@@ -235,6 +303,7 @@ def _with_error(node: GraphNode, messages: Sequence[str] | None) -> GraphNode:
         other_referrers=node.other_referrers,
         attestation_for=node.attestation_for,
         error="; ".join(messages),
+        entries=node.entries,
     )
 
 

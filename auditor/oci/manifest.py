@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auditor import gojson
 from auditor.errors import MalformedContent, UnsupportedMediaType
+from auditor.gojson import fields
 from auditor.model import Descriptor, Platform
 from auditor.oci import mediatypes as mt
 from auditor.oci.digest import is_valid_digest
@@ -53,7 +54,24 @@ class FetchedManifest:
     manifest: Manifest
 
 
+_MAX_SIZE = 2**63 - 1  # Go reads sizes as int64; anything larger is an error there
+
+_DESCRIPTOR_FIELDS = ("mediaType", "digest", "size", "annotations", "platform", "artifactType")
+_PLATFORM_FIELDS = ("os", "architecture", "variant", "os.version")
+_MANIFEST_FIELDS = (
+    "schemaVersion",
+    "mediaType",
+    "artifactType",
+    "manifests",
+    "config",
+    "layers",
+    "subject",
+    "annotations",
+)
+
+
 def _str_map(value: Any, where: str) -> dict[str, str]:
+    """A map of strings (annotations): Go map keys are exact, and gojson refused duplicates."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(
@@ -63,19 +81,23 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
+def _optional_str(value: Any, where: str, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise MalformedContent(f"{where}: {name} must be a string")
+    return value
+
+
 def parse_platform(value: Any, where: str) -> Platform | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         raise MalformedContent(f"{where}: platform must be an object")
-    os_, arch = value.get("os"), value.get("architecture")
-    variant, os_version = value.get("variant"), value.get("os.version")
+    doc = fields(value, _PLATFORM_FIELDS, f"{where} platform")
+    os_, arch = doc.get("os"), doc.get("architecture")
     if not isinstance(os_, str) or not isinstance(arch, str):
         raise MalformedContent(f"{where}: platform needs string os and architecture")
-    if variant is not None and not isinstance(variant, str):
-        raise MalformedContent(f"{where}: platform variant must be a string")
-    if os_version is not None and not isinstance(os_version, str):
-        raise MalformedContent(f"{where}: platform os.version must be a string")
+    variant = _optional_str(doc.get("variant"), where, "platform variant")
+    os_version = _optional_str(doc.get("os.version"), where, "platform os.version")
     return Platform(os_, arch, variant or None, os_version)
 
 
@@ -83,41 +105,35 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
     """Validate one descriptor object; ``where`` names it in the error."""
     if not isinstance(value, dict):
         raise MalformedContent(f"{where}: descriptor must be an object")
-    media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
+    doc = fields(value, _DESCRIPTOR_FIELDS, where)
+    media_type, digest, size = doc.get("mediaType"), doc.get("digest"), doc.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise MalformedContent(f"{where}: descriptor has no mediaType")
     if not isinstance(digest, str) or not is_valid_digest(digest):
         raise MalformedContent(f"{where}: descriptor digest {digest!r} is not a valid digest")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise MalformedContent(f"{where}: descriptor size must be a non-negative integer")
-    artifact_type = value.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise MalformedContent(f"{where}: artifactType must be a string")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= _MAX_SIZE:
+        raise MalformedContent(f"{where}: descriptor size must be a non-negative 64-bit integer")
     return Descriptor(
         media_type=media_type,
         digest=digest,
         size=size,
-        annotations=_str_map(value.get("annotations"), where),
-        platform=parse_platform(value.get("platform"), where),
-        artifact_type=artifact_type,
+        annotations=_str_map(doc.get("annotations"), where),
+        platform=parse_platform(doc.get("platform"), where),
+        artifact_type=_optional_str(doc.get("artifactType"), where, "artifactType"),
     )
 
 
 def parse_manifest(raw: bytes, media_type: str | None = None, where: str = "manifest") -> Manifest:
-    """Parse an image manifest or index.
+    """Parse an image manifest or index, reading its JSON as Go does (or refusing it).
 
     ``media_type`` is what the registry's Content-Type said; the body's own ``mediaType`` wins
     when present, and the two must not contradict each other.
     """
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedContent(f"{where}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
+    top = gojson.loads(raw, where)
+    if not isinstance(top, dict):
         raise MalformedContent(f"{where}: top level is not a JSON object")
-    body_type = doc.get("mediaType")
-    if body_type is not None and not isinstance(body_type, str):
-        raise MalformedContent(f"{where}: mediaType must be a string")
+    doc = fields(top, _MANIFEST_FIELDS, where)
+    body_type = _optional_str(doc.get("mediaType"), where, "mediaType")
     if body_type and media_type and media_type in mt.MANIFEST_TYPES and body_type != media_type:
         raise MalformedContent(
             f"{where}: body mediaType {body_type} contradicts Content-Type {media_type}"
@@ -126,13 +142,13 @@ def parse_manifest(raw: bytes, media_type: str | None = None, where: str = "mani
     if kind is None:
         # OCI allows mediaType to be omitted; decide by shape.
         kind = mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
-    if doc.get("schemaVersion") != 2:
+    version = doc.get("schemaVersion")
+    if not isinstance(version, int) or isinstance(version, bool) or version != 2:
         raise MalformedContent(f"{where}: schemaVersion must be 2")
     annotations = _str_map(doc.get("annotations"), where)
-    subject = parse_descriptor(doc["subject"], f"{where} subject") if "subject" in doc else None
-    artifact_type = doc.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise MalformedContent(f"{where}: artifactType must be a string")
+    subject = doc.get("subject")
+    subject_desc = parse_descriptor(subject, f"{where} subject") if subject is not None else None
+    artifact_type = _optional_str(doc.get("artifactType"), where, "artifactType")
     if kind in mt.INDEX_TYPES:
         entries = doc.get("manifests")
         if not isinstance(entries, list):
@@ -142,21 +158,23 @@ def parse_manifest(raw: bytes, media_type: str | None = None, where: str = "mani
             manifests=tuple(
                 parse_descriptor(e, f"{where} manifests[{i}]") for i, e in enumerate(entries)
             ),
-            subject=subject,
+            subject=subject_desc,
             artifact_type=artifact_type,
             annotations=annotations,
         )
     if kind in mt.IMAGE_MANIFEST_TYPES:
-        if "config" not in doc:
+        if doc.get("config") is None:
             raise MalformedContent(f"{where}: image manifest has no config")
-        layers = doc.get("layers", [])
+        layers = doc.get("layers")
+        if layers is None:
+            layers = []
         if not isinstance(layers, list):
             raise MalformedContent(f"{where}: layers must be a list")
         return ImageManifest(
             media_type=kind,
             config=parse_descriptor(doc["config"], f"{where} config"),
             layers=tuple(parse_descriptor(e, f"{where} layers[{i}]") for i, e in enumerate(layers)),
-            subject=subject,
+            subject=subject_desc,
             artifact_type=artifact_type,
             annotations=annotations,
         )

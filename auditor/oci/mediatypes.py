@@ -33,3 +33,10 @@ SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 IN_TOTO = "application/vnd.in-toto+json"
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 ANNOTATION_BUNDLE_PREDICATE = "dev.sigstore.bundle.predicateType"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+# Layers a runtime unpacks into a filesystem (OCI and Docker, every compression and the
+# non-distributable/foreign variants): a manifest with one of these is a pullable image.
+FILESYSTEM_LAYER_PREFIXES = (
+    "application/vnd.oci.image.layer.",
+    "application/vnd.docker.image.rootfs.",
+)

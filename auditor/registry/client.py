@@ -7,11 +7,11 @@ comes back: every manifest and blob is digest-verified before anyone parses it.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 import httpx
 
+from auditor import gojson
 from auditor.config import DEFAULT_LIMITS
 from auditor.errors import MalformedContent
 from auditor.model import Descriptor
@@ -31,11 +31,8 @@ _LIST_BODY_LIMIT = 4 * 1024 * 1024
 
 
 def _string_list(body: bytes, what: str, key: str) -> list[str]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedContent(f"{what}: answer is not JSON") from None
-    values = doc.get(key) if isinstance(doc, dict) else None
+    doc = gojson.loads(body, f"{what}: answer")
+    values = gojson.fields(doc, (key,), what).get(key) if isinstance(doc, dict) else None
     if values is None:  # distribution sends "tags": null for a repository without tags
         return []
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

@@ -157,6 +157,12 @@ class RegistryHealth:
         if self.down_reason is None:
             self.failures = 0
 
+    def new_run(self) -> None:
+        """Forget the last run's failures: a daemon reuses its clients across runs, and a
+        registry that was down yesterday is asked again today."""
+        self.failures = 0
+        self.down_reason = None
+
     def failed(self, message: str) -> None:
         self.failures += 1
         if self.failures >= self.down_after and self.down_reason is None:

@@ -50,6 +50,12 @@ class CachingSource:
     def name(self) -> str:
         return self.inner.name
 
+    @property
+    def referrers_api(self) -> bool | None:
+        """What the registry behind said about the referrers API (auditor/listed.py)."""
+        known = getattr(self.inner, "referrers_api", None)
+        return known if isinstance(known, bool) else None
+
     async def list_repositories(self) -> list[str]:
         return await self.inner.list_repositories()
 

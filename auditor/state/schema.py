@@ -146,6 +146,7 @@ verdict_cache = Table(
     metadata,
     Column("trust_hash", String(64), primary_key=True),
     Column("signature_digest", String(256), primary_key=True),
+    # auditor.verdicts.subject_key: the subject's digest, size and media type, not its digest only
     Column("subject_digest", String(256), primary_key=True),
     Column("scope", String(1024), primary_key=True),
     Column("result", Text, nullable=False),

@@ -90,3 +90,26 @@ async def test_down_receiver_fails_without_leaking_the_url() -> None:
     assert result.outcome is Outcome.FAILED
     assert "XXXXSECRETXXXX" not in result.reason
     assert "slack" in result.reason
+
+
+async def test_hostile_answer_body_is_never_read() -> None:
+    """A receiver answering with a gzip bomb (1 GiB of zeros in ~1 MiB) costs nothing."""
+    import tracemalloc
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    zeros = b"\0" * (1024 * 1024)
+    bomb = b"".join(packer.compress(zeros) for _ in range(1024)) + packer.flush()
+    with receiver() as r:
+        r.answer = bomb
+        r.answer_headers = {"Content-Encoding": "gzip"}
+        sink = Sink("webhook:ops", SinkKind.WEBHOOK, Secret(r.url))
+        tracemalloc.start()
+        try:
+            async with httpx.AsyncClient() as client:
+                result = await deliver(client, sink, "d-6", {"x": 1}, policy=FAST)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result.outcome is Outcome.SENT
+        assert peak < 16 * 1024 * 1024

@@ -213,3 +213,37 @@ async def test_a_locked_state_fails_readiness_and_the_last_metrics_stay(
                     holder.close()
                 assert (await local.get("/readyz")).status_code == 200
                 assert "auditor_state_writable 1.0" in (await local.get("/metrics")).text
+
+
+async def test_a_daemon_run_ends_at_the_run_deadline(
+    registry: RunningRegistry, image: SignedIndexImage, tmp_path: Path
+) -> None:
+    with holding_proxy(*_proxy_for(registry)) as proxy:
+        config = parse_config(
+            {
+                "registries": [
+                    {"url": f"http://{proxy.host}", "repositories": [image.repository]}
+                ],
+                "trust": {"policy": str(image.policy), "store": str(image.store)},
+                "limits": {"run_deadline_seconds": 1.5},
+            },
+            "test",
+        )
+        proxy.hold()
+        store = Store.open(tmp_path / "state.db")
+        try:
+            async with App(config, store=store) as app:
+                service = AuditService(app, store, DaemonMetrics(SeriesLimits()))
+                began = time.monotonic()
+                run_id = await service.run_unit(units(config)[0], "test")
+                took = time.monotonic() - began
+                assert run_id is not None
+                record = store.run(run_id)
+        finally:
+            store.close()
+            proxy.release()
+    assert took < 10
+    assert record is not None
+    assert record.result == "error"
+    assert record.report is not None
+    assert "run deadline passed" in (record.report[0].error or "")

@@ -635,3 +635,30 @@ def test_a_thousand_failing_children_fail_fast(tmp_path: Path) -> None:
     assert sum("marked down for this run" in r for r in reasons) > 900
     assert len(asked) < 60, len(asked)
     assert elapsed < 20
+
+
+async def test_down_lasts_one_run_when_the_app_is_reused() -> None:
+    """Scripted: the registry fails every manifest in the first run and recovers; the same App
+    (as the daemon keeps it) asks it again in the second run."""
+    from auditor.app import App
+    from auditor.config import parse_config
+
+    failing = True
+    registry = ScriptedRegistry(tags={f"t{i}": manifest_bytes(f"t{i}") for i in range(6)})
+    registry.override = lambda r: (
+        Response(503, [], b"down") if failing and "/manifests/" in r.path else None
+    )
+    with hostile_server(registry) as server:
+        config = parse_config({
+            "registries": [{"url": server.url, "repositories": ["app"]}],
+            "limits": {"registry_down_after": 2, "retry_attempts": 1},
+        }, "test")
+        started = time.monotonic()
+        async with App(config) as app:
+            first = await app.audit()
+            failing = False
+            second = await app.audit()
+    assert [t.status.value for t in first.targets] == ["error"] * 6
+    assert any("marked down" in (t.error or "") for t in first.targets)
+    assert [t.status.value for t in second.targets] == ["noncompliant"] * 6
+    assert time.monotonic() - started < 15

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import struct
 import uuid
@@ -31,8 +32,16 @@ from auditor.layout.writer import tag_manifest
 from devkit.samples import attach_referrer, write_sample_layout
 from devkit.signing import sign_in_layout
 from devkit.testpki import make_pki
-from tests.support.browser import Browser, Page, chromium, chromium_binary, origin
+from tests.support.browser import Browser, Page, chromium, chromium_binary
 from tests.support.local_http import RecordingServer, recording_server
+from tests.support.page_dom import (
+    READ_ROWS,
+    READ_TARGETS,
+    assert_stayed_home,
+    displayed_sections,
+    set_filter,
+    word,
+)
 from tests.support.paths import FIXTURES
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import (
@@ -61,40 +70,6 @@ SAMPLE_STATUSES = {
     "attestation": "unsigned",
 }
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
-
-# What a person sees of each node, read back from Chromium's DOM: the status badge's visible
-# text, the node's label and kind, how deep it sits in the tree, and whether it is displayed.
-READ_TARGETS = """
-Array.from(document.querySelectorAll('section.target')).map(function (section) {
-  return {
-    reference: section.querySelector('h2 .ref').innerText,
-    status: section.querySelector('h2 .status').innerText.trim(),
-    displayed: section.offsetParent !== null,
-    nodes: Array.from(section.querySelectorAll('li.node')).map(function (li) {
-      var depth = 0;
-      for (var p = li.parentElement; p && p !== section; p = p.parentElement) {
-        if (p.matches('li.node')) { depth++; }
-      }
-      var head = li.querySelector(':scope > .card > .node-head');
-      return {
-        digest: li.dataset.node,
-        status: head.querySelector('.status').innerText.trim(),
-        label: head.querySelector('.label').innerText,
-        kind: head.querySelector('.kind').innerText,
-        required: head.querySelector('.req').innerText,
-        depth: depth,
-        displayed: li.offsetParent !== null
-      };
-    })
-  };
-})
-"""
-READ_ROWS = """
-Array.from(document.querySelectorAll('tr[data-target]'))
-  .filter(function (row) { return row.offsetParent !== null; })
-  .map(function (row) { return row.querySelector('td.name').innerText; })
-"""
-
 
 @dataclass(frozen=True)
 class Audited:
@@ -131,11 +106,22 @@ def audited(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory)
     app, e2e, gone = (f"{registry.host}/{namespace}/{name}" for name in ("app", "notation-e2e",
                                                                           "gone"))
     report = workdir / "report.html"
+    # v1's unsigned ppc64le manifest is a known, owned exception
+    config = workdir / "auditor.yaml"
+    config.write_text(
+        "waivers:\n"
+        f"  - image: \"{app}:v1\"\n"
+        "    platforms: [linux/ppc64le]\n"
+        "    reason: ppc64le images are signed by the ppc team's pipeline\n"
+        "    owner: ppc-team@example.com\n"
+        "    expires: \"2099-12-31\"\n"
+    )
     with pytest.MonkeyPatch.context() as monkeypatch:
         isolate_environment(monkeypatch, workdir / "env")
         run = run_cli(
-            ["audit", "now", app, e2e, gone, "--trust-policy", str(signed.trust_policy),
-             "--trust-store", str(signed.trust_store), "--format", "html", "-o", str(report)]
+            ["audit", "now", app, e2e, gone, "--config", str(config),
+             "--trust-policy", str(signed.trust_policy), "--trust-store", str(signed.trust_store),
+             "--format", "html", "-o", str(report)]
         )
     return Audited(report, signed, app, e2e, gone, run.code, run.stderr)
 
@@ -144,14 +130,6 @@ def open_page(browser: Browser, url: str, **options: Any) -> Page:
     page = browser.page(**options)
     page.goto(url)
     return page
-
-
-def assert_stayed_home(page: Page, url: str) -> None:
-    """Every request went to the page's own origin, and nothing was even attempted elsewhere."""
-    requests = page.requests
-    assert requests, "the page load itself must have been recorded"
-    assert {origin(r) for r in requests} <= {origin(url), "data:"}, requests
-    assert page.evaluate("window.__violations") == []
 
 
 def expected_tree(audited: Audited) -> dict[str, list[dict[str, Any]]]:
@@ -185,11 +163,6 @@ def expected_tree(audited: Audited) -> dict[str, list[dict[str, Any]]]:
              "status": "signed", "depth": 0}
         ],
     }
-
-
-def word(badge_text: str) -> str:
-    """The status word of a badge's visible text (a symbol comes first, the word last)."""
-    return badge_text.split()[-1]
 
 
 # --- the DOM ------------------------------------------------------------------------------------
@@ -238,6 +211,12 @@ def test_target_view_names_signatures_findings_and_the_fix(
         f"auditor sign {repository}@{ppc64le} --key KEY.pem --cert CHAIN.pem",
     ]
     assert f"auditor sign --missing {repository}:v1 --key KEY.pem --cert CHAIN.pem" in text
+    # the waived gap says who accepted it, why, and until when
+    waived = page.evaluate(f"{section}.querySelector('.findings li.waived').innerText")
+    assert "unsigned-platform" in waived
+    assert ("accepted by the waiver for " + repository + ":v1: ppc64le images are signed by "
+            "the ppc team's pipeline (owner ppc-team@example.com, until 2100-01-01T00:00:00Z)"
+            ) in waived
     # a platform under the signed index says so, without being called signed by it
     amd64 = audited.signed.sample.platforms["linux/amd64"].digest
     covered = page.evaluate(
@@ -254,20 +233,6 @@ def test_target_view_names_signatures_findings_and_the_fix(
 # --- filters ------------------------------------------------------------------------------------
 
 
-def set_filter(page: Page, name: str, value: str) -> None:
-    """Choose or type like a person: set the control, then fire the event a person would."""
-    event = "input" if name == "q" else "change"
-    page.evaluate(
-        f"(function () {{ var el = document.querySelector('#filters [name={name}]');"
-        f" el.value = {json.dumps(value)};"
-        f" el.dispatchEvent(new Event('{event}', {{bubbles: true}})); }})()"
-    )
-
-
-def displayed_sections(page: Page) -> set[str]:
-    return {t["reference"] for t in page.evaluate(READ_TARGETS) if t["displayed"]}
-
-
 @pytest.mark.parametrize(
     ("filters", "rows"),
     [
@@ -276,6 +241,7 @@ def displayed_sections(page: Page) -> set[str]:
         ({"status": "error"}, ["(every tag)"]),
         ({"finding": "invalid-signature"}, ["v1", "v1-nested"]),
         ({"finding": "unsigned-index"}, ["v1-nested"]),
+        ({"status": "waived"}, ["v1"]),
         ({"status": "noncompliant", "q": "NESTED"}, ["v1-nested"]),
         ({"q": "v1-single"}, ["v1-single"]),
     ],
@@ -404,6 +370,51 @@ def test_hostile_tag_signer_and_artifact_type_render_as_text(
     assert page.evaluate("document.scripts.length") == 1  # the page's own
     assert leak_listener.paths == []
     assert_stayed_home(page, report.as_uri())
+
+
+# --- the fix command ----------------------------------------------------------------------------
+
+
+def test_the_fix_command_the_page_prints_closes_the_gaps(
+    browser: Browser, registry: RunningRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copy the page's "sign every gap" command, fill in a key and certificate, run it: the
+    target that was noncompliant is compliant on the next page."""
+    isolate_environment(monkeypatch, tmp_path / "env")
+    signed = build_signed_sample(tmp_path / "sample")
+    app = f"{registry.host}/fix-{uuid.uuid4().hex[:6]}/app"
+    push(registry.host, signed.path, app.split("/", 1)[1], update_fallback_tags=True)
+    fixer = make_pki(name="page fixer", validity=timedelta(days=2), slot=4)
+    store_dir = signed.trust_store / "x509" / "ca" / TRUST_STORE_NAME
+    (store_dir / "fixer.pem").write_bytes(fixer.root.cert_pem())
+    key, chain = tmp_path / "key.pem", tmp_path / "chain.pem"
+    key.write_bytes(fixer.leaf.key_pem())
+    chain.write_bytes(fixer.leaf.cert_pem() + fixer.root.cert_pem())
+    trust = ["--trust-policy", str(signed.trust_policy), "--trust-store", str(signed.trust_store)]
+
+    def page_of(reference: str) -> Page:
+        report = tmp_path / "report.html"
+        run = run_cli(["audit", "now", reference, *trust, "--format", "html", "-o", str(report)])
+        assert run.code in (0, 1), run.stderr
+        return open_page(browser, report.as_uri())
+
+    section = f"document.getElementById('t-{target_id(app + ':v1')}')"
+    before = page_of(f"{app}:v1")
+    assert word(before.evaluate(f"{section}.querySelector('h2 .status').innerText")) == (
+        "noncompliant"
+    )
+    command = before.evaluate(f"{section}.querySelector('.findings ~ .cmd code.fix').innerText")
+    words = shlex.split(command)
+    assert words[:3] == ["auditor", "sign", "--missing"]
+    words = [{"KEY.pem": str(key), "CHAIN.pem": str(chain)}.get(w, w) for w in words]
+    signing = run_cli([*words[1:], *trust])
+    assert signing.code == 0, signing.stderr
+    after = page_of(f"{app}:v1")
+    assert word(after.evaluate(f"{section}.querySelector('h2 .status').innerText")) == "compliant"
+    statuses = after.evaluate(
+        f"Array.from({section}.querySelectorAll('li.node')).map(li => li.dataset.status)"
+    )
+    assert statuses == ["signed", "signed", "signed", "signed", "unsigned"]  # attestation: ignored
 
 
 # --- screenshots for the README ---------------------------------------------------------------

@@ -43,7 +43,7 @@ CHROMIUM_FLAGS = (
     "--disable-default-apps",
     "--hide-scrollbars",
     "--mute-audio",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
     "--remote-debugging-port=0",
     "--remote-debugging-address=127.0.0.1",
 )

@@ -7,6 +7,7 @@ same port (``start``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -32,6 +33,9 @@ class Received:
 class Receiver:
     port: int
     statuses: list[int] = field(default_factory=list)
+    # Sent back as the answer's body (e.g. a compression bomb, with its Content-Encoding).
+    answer: bytes = b"ok"
+    answer_headers: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,9 +58,13 @@ class Receiver:
                             Received(self.path, dict(self.headers.items()), body)
                         )
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(receiver.answer)))
+                for name, value in receiver.answer_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"ok")
+                # The client may hang up without reading: what a careful client does.
+                with contextlib.suppress(OSError):
+                    self.wfile.write(receiver.answer)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -24,6 +24,8 @@ from auditor.notary.trustpolicy import parse_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci.manifest import ImageManifest
 from auditor.oci.reference import LayoutReference
+from auditor.state.caches import StoreVerdictCache
+from auditor.state.store import Store
 from devkit.samples import SampleLayout, write_sample_layout
 from devkit.signing import sign_in_layout
 from devkit.testpki import TestPKI, make_pki
@@ -150,3 +152,35 @@ async def test_a_missing_tag_is_an_error_target_not_an_abort(tmp_path: Path) -> 
     assert missing.error is not None
     assert "no-such-tag" in missing.error
     assert present.nodes  # the run went on
+
+
+@pytest.mark.parametrize("kept_in", ["memory", "state store"])
+async def test_the_verdict_cache_is_keyed_by_the_subjects_whole_descriptor(
+    tmp_path: Path, pki: TestPKI, kept_in: str
+) -> None:
+    """A signature over (media type, digest, size) must not be reused for the same digest
+    announced with another media type or size: notation would refuse that descriptor."""
+    sample = write_sample_layout(tmp_path / "img")
+    amd64 = sample.platforms["linux/amd64"]
+    sign_in_layout(sample.path, amd64, pki.leaf.key, pki.chain, signing_time=NOW)
+    verifier = CountingVerifier(_verifier(tmp_path, pki))
+    auditor = Auditor(rules=(), formats=[NotationFormat(verifier)])
+    if kept_in == "state store":
+        auditor.cache = StoreVerdictCache(Store.open(tmp_path / "state.db"), "trust-hash")
+    target = _target(sample)
+    (signature,) = await target.source.get_referrers("", amd64.digest)
+    subject = Descriptor(amd64.media_type, amd64.digest, amd64.size)
+    first = await auditor._verify_one(target, subject, signature)
+    assert first.status is SignatureStatus.VALID
+    assert (await auditor._verify_one(target, subject, signature)) == first
+    assert len(verifier.calls) == 1
+    for other in (
+        Descriptor(
+            "application/vnd.docker.distribution.manifest.v2+json", amd64.digest, amd64.size
+        ),
+        Descriptor(amd64.media_type, amd64.digest, amd64.size + 1),
+    ):
+        result = await auditor._verify_one(target, other, signature)
+        assert result.status is SignatureStatus.INVALID
+        assert "content descriptor mismatch" in result.reason
+    assert len(verifier.calls) == 3

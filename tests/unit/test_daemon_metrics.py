@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from auditor.daemon.metrics import DaemonMetrics, SeriesLimits, Snapshot, StateCollector
-from auditor.model import TargetResult
+from auditor.model import SignatureStatus, TargetResult
 from auditor.state.store import RunRecord, StoredTarget
 from tests.support.daemon import parse_metrics, select
 from tests.support.results import EXPIRY, multiplatform, unreachable
@@ -103,3 +104,18 @@ def test_daemon_metrics_names_types_and_labels() -> None:
     assert 'auditor_registry_requests_total{code="200",registry="r:5000"} 1.0' in text
     assert 'auditor_build_info{version="' in text
     assert "auditor_state_writable 1.0" in text
+
+
+def test_signatures_are_counted_by_format_and_verdict() -> None:
+    """Mixed formats on one image: each signature counted under its own format."""
+    result = multiplatform("r:5000/team/app:v4", signed_platforms=True)
+    first = result.nodes[1]
+    cosign = replace(first.signatures[0], format="cosign/legacy", status=SignatureStatus.INVALID)
+    nodes = (result.nodes[0], replace(first, signatures=(cosign,)), *result.nodes[2:])
+    snapshot = Snapshot(targets=[_stored("v4", replace(result, nodes=nodes))])
+    samples = parse_metrics(_exposition(snapshot, SeriesLimits()))
+    counted = {
+        (dict(k)["format"], dict(k)["status"]): v
+        for k, v in select(samples, "auditor_signatures").items()
+    }
+    assert counted == {("notation/jws", "valid"): 2.0, ("cosign/legacy", "invalid"): 1.0}

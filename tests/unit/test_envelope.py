@@ -492,6 +492,35 @@ def test_duplicate_protected_header_key_is_rejected(pki: TestPKI) -> None:
         parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
 
 
+def test_protected_header_keys_differing_in_case_are_refused(pki: TestPKI) -> None:
+    """notation reads "ALG" as alg (Go's struct matching): two of them are two readings."""
+    env = _forge_jws(pki, {"ALG": "ES384"})
+    with pytest.raises(VerificationError, match="both set field 'alg'"):
+        parse_envelope(mt.JWS_ENVELOPE, env)
+    expiry = _forge_jws(
+        pki, {"io.cncf.notary.expiry": "2030-01-01T00:00:00Z", "IO.CNCF.NOTARY.EXPIRY": "x"}
+    )
+    with pytest.raises(VerificationError, match=r"both set field 'io\.cncf\.notary\.expiry'"):
+        parse_envelope(mt.JWS_ENVELOPE, expiry)
+
+
+def test_a_header_key_in_another_case_is_read_as_notation_reads_it(pki: TestPKI) -> None:
+    env = _forge_jws(pki, {"alg": None, "ALG": algorithm_for_key(pki.leaf.key).name})
+    assert parse_and_verify(mt.JWS_ENVELOPE, env).algorithm == algorithm_for_key(pki.leaf.key).name
+
+
+def test_envelope_members_differing_in_case_are_refused(pki: TestPKI) -> None:
+    doc = json.loads(_forge_jws(pki, {}))
+    other = json.loads(_forge_jws(pki, {"io.cncf.notary.signingTime": "2025-06-02T12:00:00Z"}))
+    doc["Protected"] = other["protected"]
+    with pytest.raises(VerificationError, match="both set field 'protected'"):
+        parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
+    doc = json.loads(_forge_jws(pki, {}))
+    doc["header"]["X5C"] = doc["header"]["x5c"]
+    with pytest.raises(VerificationError, match="both set field 'x5c'"):
+        parse_envelope(mt.JWS_ENVELOPE, json.dumps(doc).encode())
+
+
 # --- COSE header rules ----------------------------------------------------------------------
 
 

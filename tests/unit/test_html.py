@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hatchling.builders.wheel import WheelBuilder
 
+from auditor.cli import build_parser
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target
 from auditor.formats import Format, render
 from auditor.formats import html as page
@@ -37,6 +38,7 @@ from auditor.model import (
     SignatureStatus,
     TargetResult,
     TargetStatus,
+    WaiverNote,
 )
 from tests.unit.test_coverage import INDEX_MT, MANIFEST_MT, A, B, dg, multi
 from tests.unit.test_formats import WHEN, sample_report
@@ -226,6 +228,10 @@ def test_fix_commands_sign_the_gap_by_digest_and_are_shell_safe() -> None:
             "--key", "KEY.pem", "--cert", "CHAIN.pem",
         ]
     assert shlex.split(view.fix_all or "")[:4] == ["auditor", "sign", "--missing", reference]
+    # and they are what ``auditor sign`` itself accepts
+    for command in [*fixes, view.fix_all]:
+        args = build_parser().parse_args(shlex.split(command or "")[1:])
+        assert (args.command, str(args.key), str(args.cert)) == ("sign", "KEY.pem", "CHAIN.pem")
 
 
 def test_no_fix_command_where_signing_cannot_help() -> None:
@@ -274,6 +280,24 @@ def _views() -> dict[str, page.TargetView]:
 def test_overview_query(params: dict[str, str], expected: set[str]) -> None:
     query = page.OverviewQuery.from_params(params)
     assert {r for r, v in _views().items() if query.matches(v)} == expected
+
+
+def test_waived_findings_are_shown_apart_and_filterable() -> None:
+    report = sample_report()
+    app = report.targets[0]
+    note = WaiverNote("ghcr.io/acme/app:*", "signed <elsewhere>", "team@example.com", WHEN)
+    waived = replace(app, findings=tuple(replace(f, waiver=note) for f in app.findings))
+    report = AuditReport(WHEN, (waived, *report.targets[1:]))
+    view = page._target_view(waived, page.PageContext())
+    assert view.waived == len(app.findings)
+    assert view.fix_all is None  # nothing left that signing must close now
+    assert page.OverviewQuery(status="waived").matches(view)
+    assert not page.OverviewQuery(status="waived").matches(_views()["ghcr.io/acme/gone:3"])
+    visible = " ".join("".join(parse(page.render(report)).text).split())
+    assert (
+        "accepted by the waiver for ghcr.io/acme/app:*: signed <elsewhere> "
+        "(owner team@example.com, until 2025-03-01T12:30:05Z)"
+    ) in visible
 
 
 def test_overview_query_cuts_long_values() -> None:

@@ -23,6 +23,7 @@ PACKAGE = ROOT / "auditor"
 PURE = (
     "auditor",  # the package itself: __init__ holds the version only
     "auditor.errors",
+    "auditor.gojson",
     "auditor.model",
     "auditor.oci",
     "auditor.coverage",

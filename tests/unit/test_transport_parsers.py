@@ -219,6 +219,8 @@ def test_health_marks_down_after_consecutive_failures_only() -> None:
     health.succeeded()  # once down, down for the run
     with pytest.raises(RegistryDown):
         health.check("x")
+    health.new_run()  # the next run (the daemon keeps its clients) asks again
+    health.check("x")
 
 
 # --- the target budget ---------------------------------------------------------------------

@@ -96,23 +96,22 @@ async def deliver(
     """Post one message with bounded retries; never raises."""
     body, headers = sink.request(delivery_id, payload)
 
-    async def attempt() -> httpx.Response:
+    async def attempt() -> tuple[int, str | None]:
         # A deadline on the whole exchange; as a transport timeout it is retried like one.
+        # The answer's body is never read: a receiver cannot make us hold anything it sends.
         try:
-            async with asyncio.timeout(deadline):
-                return await client.post(sink.url.reveal(), content=body, headers=headers)
+            async with (
+                asyncio.timeout(deadline),
+                client.stream("POST", sink.url.reveal(), content=body, headers=headers) as answer,
+            ):
+                return answer.status_code, answer.headers.get("retry-after")
         except TimeoutError:
             raise httpx.TimeoutException(f"no answer within {deadline} s") from None
 
     try:
-        response = await policy.run(
-            attempt,
-            lambda r: (r.status_code, r.headers.get("retry-after")),
-            f"alert sink {sink.name}",
-        )
+        status, _ = await policy.run(attempt, lambda a: a, f"alert sink {sink.name}")
     except Exception as exc:
         return Delivery(Outcome.FAILED, _scrub(str(exc), sink))
-    status = response.status_code
     if 200 <= status < 300:
         return Delivery(Outcome.SENT, "delivered", status)
     if status in RETRY_STATUSES or status == 408:

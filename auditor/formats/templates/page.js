@@ -13,7 +13,7 @@
     var kinds = (d.findings || "").split(" ");
     return (!f.registry || f.registry === d.registry) &&
       (!f.repository || f.repository === d.scope) &&
-      (!f.status || f.status === d.status) &&
+      (!f.status || f.status === d.status || (f.status === "waived" && Number(d.waived) > 0)) &&
       (!f.finding || kinds.indexOf(f.finding) >= 0) &&
       (!f.q || (d.search || "").indexOf(f.q) >= 0);
   }
