@@ -425,8 +425,14 @@ def _node_views(
                 status=verdict.status.value,
                 reason=verdict.reason,
                 required=verdict.required,
-                covered_by=short_digest(verdict.covered_by) if verdict.covered_by else None,
-                covered_by_anchor=_node_anchor(tid, covering.node.digest) if covering else None,
+                # Next to a failing required node, "covered by a signed index" would read as
+                # "this is fine": said only where the node itself does not fail (as the table).
+                covered_by=short_digest(verdict.covered_by)
+                if verdict.covered_by and not gap
+                else None,
+                covered_by_anchor=_node_anchor(tid, covering.node.digest)
+                if covering and not gap
+                else None,
                 signatures=tuple(_signature(s) for s in verdict.signatures),
                 other_referrers=tuple(
                     (r.artifact_type or "(no artifact type)", short_digest(r.digest))

@@ -92,6 +92,32 @@ def _delete_signatures(registry_host: str, repository: str, digest: str) -> None
     asyncio.run(run())
 
 
+def _daemon_config(
+    tmp_path: Path,
+    registry_host: str,
+    image: SignedIndexImage,
+    receivers: tuple[Receiver, Receiver],
+    *,
+    interval: str,
+    events: bool = False,
+) -> tuple[Path, int]:
+    """A daemon config auditing ``image``'s repository, alerting both receivers; its port."""
+    slack, hook = receivers
+    port = free_port()
+    config = write_config(
+        tmp_path / "auditor.yaml",
+        registries=[registry_host],
+        repository=image.repository,
+        image=image,
+        port=port,
+        state=tmp_path / "auditor.db",
+        interval=interval,
+        extra=_alerts_config(slack, hook),
+        server_extra=EVENTS_SERVER if events else "",
+    )
+    return config, port
+
+
 @pytest.fixture
 def receivers() -> Iterator[tuple[Receiver, Receiver]]:
     with receiver() as slack, receiver() as hook:
@@ -104,16 +130,8 @@ def test_one_alert_resolved_restart_quiet_drift_and_a_receiver_that_was_down(
     slack, hook = receivers
     repository = "e2e/alerts"
     image = SignedIndexImage.create(tmp_path, registry.host, repository)
-    port = free_port()
-    config = write_config(
-        tmp_path / "auditor.yaml",
-        registries=[registry.host],
-        repository=repository,
-        image=image,
-        port=port,
-        state=tmp_path / "auditor.db",
-        interval="1s",
-        extra=_alerts_config(slack, hook),
+    config, port = _daemon_config(
+        tmp_path, registry.host, image, receivers, interval="1s"
     )
     log = tmp_path / "serve.log"
     daemon = start_daemon(config, port, log, env=_env(slack))
@@ -210,16 +228,8 @@ def test_certificate_expiring_during_the_test_warns_then_becomes_a_finding(
         tmp_path, registry.host, repository, leaf_expires_in=timedelta(seconds=15)
     )
     image.sign_platforms()
-    port = free_port()
-    config = write_config(
-        tmp_path / "auditor.yaml",
-        registries=[registry.host],
-        repository=repository,
-        image=image,
-        port=port,
-        state=tmp_path / "auditor.db",
-        interval="1s",
-        extra=_alerts_config(slack, hook),
+    config, port = _daemon_config(
+        tmp_path, registry.host, image, receivers, interval="1s"
     )
     daemon = start_daemon(config, port, tmp_path / "serve.log", env=_env(slack))
     try:
@@ -294,20 +304,11 @@ def test_push_is_audited_and_alerted_within_seconds(
 def test_events_need_the_token(
     registry: RunningRegistry, tmp_path: Path, receivers: tuple[Receiver, Receiver]
 ) -> None:
-    slack, hook = receivers
+    slack, _ = receivers
     repository = "e2e/events-auth"
     image = SignedIndexImage.create(tmp_path, registry.host, repository)
-    port = free_port()
-    config = write_config(
-        tmp_path / "auditor.yaml",
-        registries=[registry.host],
-        repository=repository,
-        image=image,
-        port=port,
-        state=tmp_path / "auditor.db",
-        interval="6h",
-        extra=_alerts_config(slack, hook),
-        server_extra=EVENTS_SERVER,
+    config, port = _daemon_config(
+        tmp_path, registry.host, image, receivers, interval="6h", events=True
     )
     env = {**_env(slack), "E2E_EVENTS_TOKEN": EVENTS_TOKEN}
     daemon = start_daemon(config, port, tmp_path / "serve.log", env=env)

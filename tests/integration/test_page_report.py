@@ -223,6 +223,10 @@ def test_target_view_names_signatures_findings_and_the_fix(
         f"{section}.querySelector('li.node[data-node=\"{amd64}\"] .meta').innerText"
     )
     assert covered.startswith("covered by signed index sha256:")
+    # ... but a failing platform under it is not said to be covered ("this is fine")
+    failing = page.evaluate(f"{section}.querySelector('li.node[data-node=\"{arm64}\"]').innerText")
+    assert "invalid" in failing
+    assert "covered by" not in failing
     # full digests are there for hover and copying
     titles = page.evaluate(
         f"Array.from({section}.querySelectorAll('code.digest')).map(c => c.title)"
