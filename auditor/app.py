@@ -433,3 +433,39 @@ def check_configuration(
         if verifier is not None:
             verifier.close()
     return problems
+
+
+def configuration_warnings(
+    config_path: Path | None, trust_policy: Path | None, trust_store: Path | None
+) -> list[str]:
+    """What is valid but probably not meant: ``config check`` says it instead of "OK".
+
+    An empty config file; no trust policy anywhere (every signature would be reported
+    ``unverified``), naming where it looked; waivers that have already expired.
+    """
+    warnings: list[str] = []
+    path = config_path or Path(DEFAULT_CONFIG_NAME)
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else None
+        config, _ = load_config(config_path)
+    except (OSError, ConfigError):
+        return warnings  # check_configuration reports why
+    if text is not None and not text.strip():
+        warnings.append(f"{path}: the file is empty: nothing to audit unless TARGETs are given")
+    policy, store = _trust_paths(config, AppOptions(trust_policy, trust_store))
+    if policy is None and store is None and not _notation_policy_present():
+        directory = notation_config_dir()
+        warnings.append(
+            "no trust policy: looked for --trust-policy, trust.policy in the config, and "
+            f"{directory}/trustpolicy.oci.json or trustpolicy.json (notation's); signatures "
+            "will be reported unverified, never signed. Give one with --trust-policy FILE or "
+            "trust.policy (notation's trustpolicy.json format)"
+        )
+    now = datetime.now(UTC)
+    for i, waiver in enumerate(config.waivers):
+        if waiver.expires_at() <= now:
+            warnings.append(
+                f"{path}: waivers[{i}] ({waiver.image}) expired "
+                f"{waiver.expires_at().isoformat()}: its findings count again"
+            )
+    return warnings

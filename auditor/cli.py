@@ -218,14 +218,21 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
 
 
 def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:
-    from auditor.app import check_configuration
+    from auditor.app import check_configuration, configuration_warnings
 
     problems = check_configuration(args.config, args.trust_policy, args.trust_store)
     if problems:
         for line in problems:
             stdout.write(f"{line}\n")
         return EXIT_USAGE
-    stdout.write("configuration OK\n")
+    warnings = configuration_warnings(args.config, args.trust_policy, args.trust_store)
+    for line in warnings:
+        stdout.write(f"warning: {line}\n")
+    if warnings:
+        count = len(warnings)
+        stdout.write(f"configuration valid, with {count} warning{'s' * (count != 1)}\n")
+    else:
+        stdout.write("configuration OK\n")
     return EXIT_OK
 
 

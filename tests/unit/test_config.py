@@ -123,3 +123,15 @@ def test_home_relative_paths_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     auth = config.registries[0].auth
     assert auth is not None
     assert auth.docker_config == tmp_path / "home" / ".docker" / "config.json"
+
+
+def test_duplicate_yaml_keys_are_refused_anywhere(tmp_path: Path) -> None:
+    from auditor.config import read_yaml
+
+    assert read_yaml("a: 1\nb: {c: 2, d: 3}\n") == {"a": 1, "b": {"c": 2, "d": 3}}
+    path = tmp_path / "auditor.yaml"
+    path.write_text("registries:\n  - url: http://127.0.0.1:5000\n    repositories: [a]\n"
+                    "    url: http://127.0.0.1:5001\n")
+    with pytest.raises(ConfigError, match=r"line 4, column 5: duplicate key 'url' \(first at "
+                                          r"line 2\)"):
+        load_config(path)
