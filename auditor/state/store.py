@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from auditor.daemon.alerts.diff import AlertState, state_from_json, state_to_json
@@ -421,20 +421,16 @@ class Store:
     def cache_manifest(
         self, source: str, repository: str, digest: str, media_type: str, content: bytes
     ) -> None:
-        table = schema.manifest_cache
-        key = (table.c.source == source, table.c.repository == repository,
-               table.c.digest == digest)
         with self._transaction() as conn:
-            conn.execute(delete(table).where(*key))
-            conn.execute(
-                table.insert().values(
-                    source=source,
-                    repository=repository,
-                    digest=digest,
-                    media_type=media_type,
-                    content=content,
-                    stored_at=_now(),
-                )
+            _put(
+                conn,
+                schema.manifest_cache,
+                source=source,
+                repository=repository,
+                digest=digest,
+                media_type=media_type,
+                content=content,
+                stored_at=_now(),
             )
 
     def cached_blob(self, source: str, repository: str, digest: str) -> bytes | None:
@@ -447,19 +443,15 @@ class Store:
         return bytes(value) if value is not None else None
 
     def cache_blob(self, source: str, repository: str, digest: str, content: bytes) -> None:
-        table = schema.blob_cache
-        key = (table.c.source == source, table.c.repository == repository,
-               table.c.digest == digest)
         with self._transaction() as conn:
-            conn.execute(delete(table).where(*key))
-            conn.execute(
-                table.insert().values(
-                    source=source,
-                    repository=repository,
-                    digest=digest,
-                    content=content,
-                    stored_at=_now(),
-                )
+            _put(
+                conn,
+                schema.blob_cache,
+                source=source,
+                repository=repository,
+                digest=digest,
+                content=content,
+                stored_at=_now(),
             )
 
     def cached_verdict(
@@ -484,26 +476,17 @@ class Store:
     def cache_verdict(
         self, trust_hash: str, signature: str, subject: str, scope: str, result: SignatureResult
     ) -> None:
-        table = schema.verdict_cache
         with self._transaction() as conn:
-            conn.execute(
-                delete(table).where(
-                    table.c.trust_hash == trust_hash,
-                    table.c.signature_digest == signature,
-                    table.c.subject_digest == subject,
-                    table.c.scope == scope,
-                )
-            )
-            conn.execute(
-                table.insert().values(
-                    trust_hash=trust_hash,
-                    signature_digest=signature,
-                    subject_digest=subject,
-                    scope=scope,
-                    result=json.dumps(encode_signature(result)),
-                    recheck_at=result.recheck_at,
-                    stored_at=_now(),
-                )
+            _put(
+                conn,
+                schema.verdict_cache,
+                trust_hash=trust_hash,
+                signature_digest=signature,
+                subject_digest=subject,
+                scope=scope,
+                result=json.dumps(encode_signature(result)),
+                recheck_at=result.recheck_at,
+                stored_at=_now(),
             )
 
     def forget_verdicts_except(self, trust_hash: str) -> int:
@@ -628,6 +611,14 @@ def _db_message(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig) if orig is not None else exc.__class__.__name__
     return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _put(conn: Connection, table: Table, **values: Any) -> None:
+    """Insert the row, replacing the one with the same primary key: delete + insert, the
+    portable form of an upsert (no SQLite- or PostgreSQL-only syntax)."""
+    key = [column == values[column.name] for column in table.primary_key.columns]
+    conn.execute(delete(table).where(*key))
+    conn.execute(table.insert().values(**values))
 
 
 def _delete_targets(conn: Connection, references: Sequence[str], *, nodes: bool = True) -> None:
