@@ -61,6 +61,9 @@ class AppOptions:
     trust_policy: Path | None = None
     trust_store: Path | None = None
     require: str | None = None
+    # ``--scope``: the trust policy scope of the oci-layout: TARGETs (notation's
+    # ``verify --oci-layout --scope``).
+    layout_scope: str | None = None
 
 
 def coverage_rules(config: AuditorConfig) -> tuple[CoverageRule, ...]:
@@ -109,18 +112,37 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
         crl_timeout=timeout,
         max_fetches=config.limits.max_revocation_fetches,
     )
-    verifier = Verifier(
-        trust.policy,
-        trust.store_path,
-        revocation=revocation,
-    )
-    # Load every store the policy names now: a broken store is a config error before the run,
-    # not a surprise halfway through it.
-    for statement in trust.policy.statements:
-        if not statement.is_skip:
-            for ref in statement.trust_stores:
+    # Trust stores are read when a signature under a statement first needs them, as notation
+    # loads only the applicable statement's stores: a broken store named by a statement no
+    # audited target falls under does not stop the run, and makes the signatures of the
+    # targets that do fall under it ``error`` (naming the store). `config check` reads them
+    # all (trust_store_problems).
+    return Verifier(trust.policy, trust.store_path, revocation=revocation)
+
+
+def trust_store_problems(verifier: Verifier) -> tuple[list[str], list[str]]:
+    """Every trust store the policy names, read now: (problems, warnings).
+
+    A broken store named by a ``*`` statement fails every audit there could be: a problem. One
+    named by a scoped statement only fails the targets under that statement: a warning.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    source = verifier.policy.source
+    for statement in verifier.policy.statements:
+        for ref in statement.trust_stores:
+            try:
                 verifier.trust_store.certificates(ref)
-    return verifier
+            except ConfigError as exc:
+                if statement.is_global:
+                    problems.append(f"{source}: statement {statement.name!r}: {exc}")
+                else:
+                    scopes = ", ".join(statement.registry_scopes)
+                    warnings.append(
+                        f"{source}: statement {statement.name!r} ({scopes}): {exc}; "
+                        "signatures of targets under this statement will be errors"
+                    )
+    return problems, warnings
 
 
 async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
@@ -326,7 +348,7 @@ class App:
 
     async def targets(self, references: Sequence[str]) -> list[AuditTarget | TargetResult]:
         """Pinned targets for the given references, or for the config when there are none."""
-        expander = Expander(self, self.config)
+        expander = Expander(self, self.config, self.options.layout_scope)
         if references:
             return await expander.from_arguments(references)
         return await expander.from_config()
@@ -431,6 +453,7 @@ def check_configuration(
         problems.extend(str(exc).splitlines())
     else:
         if verifier is not None:
+            problems.extend(trust_store_problems(verifier)[0])
             verifier.close()
     return problems
 
@@ -461,6 +484,14 @@ def configuration_warnings(
             "will be reported unverified, never signed. Give one with --trust-policy FILE or "
             "trust.policy (notation's trustpolicy.json format)"
         )
+    else:
+        try:
+            verifier = build_verifier(config, AppOptions(trust_policy, trust_store))
+        except AuditorError:
+            verifier = None  # check_configuration reports why
+        if verifier is not None:
+            warnings.extend(trust_store_problems(verifier)[1])
+            verifier.close()
     now = datetime.now(UTC)
     for i, waiver in enumerate(config.waivers):
         if waiver.expires_at() <= now:

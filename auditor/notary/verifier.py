@@ -9,7 +9,8 @@ the statement's level and ``override`` say; integrity is always enforced. A logg
 becomes a warning in notation's wording; an enforced one ends verification as ``invalid``,
 except when the answer could not be obtained (revocation status unknown), which is ``error``.
 
-Bad trust-store configuration is a ConfigError (it would fail every signature alike).
+A trust store the statement names that is missing or broken makes the signature ``error``
+(naming the store): it fails every signature under that statement alike, and only those.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ class Verifier:
     ) -> SignatureResult:
         """The verdict on one signature manifest attached to ``subject`` in repository ``scope``.
 
-        Raises ConfigError only for trust-store problems; everything about the signature itself
-        is a SignatureResult.
+        Everything is a SignatureResult, a missing or broken trust store of the statement too
+        (``error``, naming the store).
         """
         layer_type = signature_manifest.layers[0].media_type if signature_manifest.layers else ""
         fmt = ENVELOPE_FORMATS.get(layer_type, "notation")
@@ -157,8 +158,18 @@ class Verifier:
             self._run(run, subject, signature_manifest, envelope_bytes)
         except _Stop as stop:
             return self._result(run, signature_digest, fmt, stop)
-        except ConfigError:
-            raise
+        except ConfigError as exc:
+            # A trust store this statement names is missing or broken: every signature under
+            # the statement is unverifiable, and only those (notation loads the applicable
+            # statement's stores only). Never cached: fixing the store changes the trust hash.
+            return SignatureResult(
+                digest=signature_digest,
+                format=run.envelope.format if run.envelope else fmt,
+                status=SignatureStatus.ERROR,
+                reason=(
+                    f"cannot verify under trust policy statement {statement.name!r}: {exc}"
+                ),
+            )
         except _UNCHECKABLE as exc:
             unchecked = _Stop(
                 Validation.INTEGRITY,
