@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
@@ -177,6 +178,20 @@ def trust_hash(config: AuditorConfig, options: AppOptions) -> str:
 ResponseHook = Callable[[httpx.Response], None]
 
 
+def _ca_context(ca_file: Path) -> ssl.SSLContext:
+    """The system's trust plus ``ca_file`` (a registry's private CA, PEM); a file that is not
+    there or holds no certificate is a config error naming it, not a TLS failure later."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"ca_file {ca_file}: cannot be read as PEM CA certificates ({detail})"
+        ) from None
+    return context
+
+
 class App:
     """Owns the run's resources; use as ``async with App(config) as app``.
 
@@ -285,7 +300,9 @@ class App:
         ca_file = str(registry.ca_file) if registry and registry.ca_file else None
         key = (insecure, ca_file)
         if key not in self._http:
-            verify: bool | str = False if insecure else (ca_file or True)
+            verify: bool | ssl.SSLContext = (
+                False if insecure else _ca_context(Path(ca_file)) if ca_file else True
+            )
             hook = self._on_response
 
             async def observe(response: httpx.Response) -> None:
@@ -430,6 +447,11 @@ def check_configuration(
         except ConfigError as exc:
             problems.append(str(exc))
     for i, registry in enumerate(config.registries):
+        if registry.ca_file is not None:
+            try:
+                _ca_context(registry.ca_file)
+            except ConfigError as exc:
+                problems.append(f"{source}: registries[{i}].{exc}")
         if registry.auth is not None:
             try:
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
