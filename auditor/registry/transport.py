@@ -332,12 +332,10 @@ class RegistryTransport:
         once, for requests to its own origin)."""
         if self._scheme_settled or not self.same_origin(url):
             return False
-        if url.scheme == "https":
-            cause = ssl_cause(exc) if exc is not None else None
-            return cause is not None and (cause.reason or "") in _PLAIN_PEER_REASONS
-        # Plain http to a TLS server: Go and nginx answer a 400 (checked on the reply); a
-        # server that only hangs up gives a protocol or read error, never a refused connect.
-        return isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError)
+        # Plain http to a TLS server is recognised by its answer (a 400, checked on the reply),
+        # never by a cut connection: that is retried as the transport error it is.
+        cause = ssl_cause(exc) if exc is not None and url.scheme == "https" else None
+        return cause is not None and (cause.reason or "") in _PLAIN_PEER_REASONS
 
     def _rebased(self, url: httpx.URL) -> httpx.URL:
         """``url`` on the registry's (possibly switched) scheme."""
@@ -356,7 +354,7 @@ class RegistryTransport:
 
         Asked only when the answer (``reply``) or failure (``error``) says the scheme is
         wrong; the other scheme is probed once with ``GET /v2/``: any HTTP answer, or for
-        https a TLS handshake that fails on its certificate (the server does speak TLS; the
+        https a handshake that fails on the server's certificate (it does speak TLS; the
         resend then says how to trust it), settles it.
         """
         if reply is not None:
@@ -384,13 +382,10 @@ class RegistryTransport:
                     deadline=self.request_deadline,
                 )
             except httpx.TransportError as exc:
-                cause = ssl_cause(exc)
-                speaks_tls = (
-                    other == "https"
-                    and cause is not None
-                    and (cause.reason or "") not in _PLAIN_PEER_REASONS
-                )
-                if not speaks_tls:
+                # The handshake got as far as the server's certificate: it speaks TLS.
+                if other != "https" or not isinstance(
+                    ssl_cause(exc), ssl.SSLCertVerificationError
+                ):
                     return False
             except RegistryError:
                 return False
