@@ -10,7 +10,7 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,12 +33,16 @@ from auditor.cosign.format import CosignFormat
 from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
-from auditor.errors import AuditorError, ConfigError, StateError
+from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, TargetResult
+from auditor.model import AuditReport, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
-from auditor.notary.trustconfig import load_trust_config, notation_config_dir
+from auditor.notary.trustconfig import (
+    load_trust_config,
+    notation_config_dir,
+    notation_policy_path,
+)
 from auditor.notary.trustpolicy import load_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.registry.auth import AuthProvider, Credentials
@@ -46,6 +50,7 @@ from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.secret import Secret
+from auditor.runinfo import run_info
 from auditor.signatures.interface import SignatureFormat
 from auditor.source import ManifestSource
 from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
@@ -65,6 +70,7 @@ class AppOptions:
     # ``--scope``: the trust policy scope of the oci-layout: TARGETs (notation's
     # ``verify --oci-layout --scope``).
     layout_scope: str | None = None
+    config_path: Path | None = None  # the file the config came from, for the report
 
 
 def coverage_rules(config: AuditorConfig) -> tuple[CoverageRule, ...]:
@@ -278,6 +284,37 @@ class App:
         """The run's verifier; None when no trust configuration exists anywhere."""
         return self._verifier
 
+    def run_info(self) -> RunInfo:
+        """The version, config file and trust files of this run, hashed now (reports say it)."""
+        policy, store = _trust_paths(self.config, self.options)
+        named: list[tuple[str, Path]] = []
+        if self._verifier is not None:
+            policy = policy or notation_policy_path()
+            root = self._verifier.trust_store.root
+            store = store or root
+            refs = {
+                ref
+                for statement in self._verifier.policy.statements
+                if not statement.is_skip
+                for ref in statement.trust_stores
+            }
+            named = [
+                (str(ref), root / "x509" / ref.type.value / ref.name)
+                for ref in sorted(refs, key=str)
+            ]
+        cosign: list[Path] = []
+        if self.config.cosign is not None:
+            if self.config.cosign.trusted_root is not None:
+                cosign.append(self.config.cosign.trusted_root)
+            cosign.extend(path for rule in self.config.cosign.rules for path in rule.key_paths)
+        return run_info(
+            config=self.options.config_path,
+            trust_policy=policy,
+            trust_store=store,
+            named_stores=named,
+            cosign_files=cosign,
+        )
+
     async def __aenter__(self) -> App:
         await self._stack.__aenter__()
         return self
@@ -400,9 +437,16 @@ class App:
             async with asyncio.timeout_at(deadline_at):
                 listed = await targets()
         except TimeoutError:
-            failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
-            return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
-        return await self.auditor.run(listed, deadline_at=deadline_at)
+            failed = error_target(
+                what,
+                f"{RUN_DEADLINE_PASSED} while listing targets",
+                category=ErrorCategory.TIMEOUT,
+            )
+            return AuditReport(
+                generated_at=datetime.now(UTC), targets=(failed,), info=self.run_info()
+            )
+        report = await self.auditor.run(listed, deadline_at=deadline_at)
+        return replace(report, info=self.run_info())
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

@@ -182,12 +182,13 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
     from auditor.state.runs import open_state, record_cli_run
 
     output = output_path(args.output)
-    config, _ = load_config(args.config)
+    config, config_path = load_config(args.config)
     options = AppOptions(
         trust_policy=args.trust_policy,
         trust_store=args.trust_store,
         require=args.require,
         layout_scope=layout_scope(args.scope, args.targets),
+        config_path=config_path,
     )
     if not args.targets and not config.registries and not config.layouts:
         raise UsageError(
