@@ -49,6 +49,7 @@ from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import default_docker_config_path, docker_credentials
 from auditor.registry.retry import RegistryHealth, RetryPolicy
+from auditor.registry.runcache import RunCache, run_cache
 from auditor.registry.secret import Secret
 from auditor.runinfo import run_info
 from auditor.signatures.interface import SignatureFormat
@@ -425,10 +426,22 @@ class App:
         """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
 
         Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
-        registry marked down in an earlier run is asked again (down lasts one run).
+        registry marked down in an earlier run is asked again (down lasts one run). Each
+        registry answer is fetched once per run (auditor/registry/runcache.py): the cache
+        lives exactly as long as this call.
         """
         for client in self._registries.values():
             client.transport.health.new_run()
+        cache = RunCache(self.config.limits.run_cache_bytes)
+        try:
+            with run_cache(cache):
+                return await self._run(targets, what)
+        finally:
+            await cache.close()
+
+    async def _run(
+        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
+    ) -> AuditReport:
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline

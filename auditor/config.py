@@ -365,6 +365,9 @@ class LimitsConfig(_Strict):
     )
     # OCSP / CRL requests per run (URLs taken from signed material).
     max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
+    # Registry answers kept for the rest of a run so each is fetched once per run
+    # (auditor/registry/runcache.py); past it the least recently used are dropped. 0: none kept.
+    run_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=16 * 1024 * 1024 * 1024)
 
     def graph_limits(self) -> GraphLimits:
         """The bounds the crawler and the graph builder enforce."""
