@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, replace
@@ -67,6 +68,9 @@ class AppOptions:
     trust_policy: Path | None = None
     trust_store: Path | None = None
     require: str | None = None
+    # ``--scope``: the trust policy scope of the oci-layout: TARGETs (notation's
+    # ``verify --oci-layout --scope``).
+    layout_scope: str | None = None
     config_path: Path | None = None  # the file the config came from, for the report
 
 
@@ -116,18 +120,37 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
         crl_timeout=timeout,
         max_fetches=config.limits.max_revocation_fetches,
     )
-    verifier = Verifier(
-        trust.policy,
-        trust.store_path,
-        revocation=revocation,
-    )
-    # Load every store the policy names now: a broken store is a config error before the run,
-    # not a surprise halfway through it.
-    for statement in trust.policy.statements:
-        if not statement.is_skip:
-            for ref in statement.trust_stores:
+    # Trust stores are read when a signature under a statement first needs them, as notation
+    # loads only the applicable statement's stores: a broken store named by a statement no
+    # audited target falls under does not stop the run, and makes the signatures of the
+    # targets that do fall under it ``error`` (naming the store). `config check` reads them
+    # all (trust_store_problems).
+    return Verifier(trust.policy, trust.store_path, revocation=revocation)
+
+
+def trust_store_problems(verifier: Verifier) -> tuple[list[str], list[str]]:
+    """Every trust store the policy names, read now: (problems, warnings).
+
+    A broken store named by a ``*`` statement fails every audit there could be: a problem. One
+    named by a scoped statement only fails the targets under that statement: a warning.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    source = verifier.policy.source
+    for statement in verifier.policy.statements:
+        for ref in statement.trust_stores:
+            try:
                 verifier.trust_store.certificates(ref)
-    return verifier
+            except ConfigError as exc:
+                if statement.is_global:
+                    problems.append(f"{source}: statement {statement.name!r}: {exc}")
+                else:
+                    scopes = ", ".join(statement.registry_scopes)
+                    warnings.append(
+                        f"{source}: statement {statement.name!r} ({scopes}): {exc}; "
+                        "signatures of targets under this statement will be errors"
+                    )
+    return problems, warnings
 
 
 async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
@@ -160,6 +183,20 @@ def trust_hash(config: AuditorConfig, options: AppOptions) -> str:
 
 
 ResponseHook = Callable[[httpx.Response], None]
+
+
+def _ca_context(ca_file: Path) -> ssl.SSLContext:
+    """The system's trust plus ``ca_file`` (a registry's private CA, PEM); a file that is not
+    there or holds no certificate is a config error naming it, not a TLS failure later."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"ca_file {ca_file}: cannot be read as PEM CA certificates ({detail})"
+        ) from None
+    return context
 
 
 class App:
@@ -302,7 +339,9 @@ class App:
         ca_file = str(registry.ca_file) if registry and registry.ca_file else None
         key = (insecure, ca_file)
         if key not in self._http:
-            verify: bool | str = False if insecure else (ca_file or True)
+            verify: bool | ssl.SSLContext = (
+                False if insecure else _ca_context(Path(ca_file)) if ca_file else True
+            )
             hook = self._on_response
 
             async def observe(response: httpx.Response) -> None:
@@ -365,7 +404,7 @@ class App:
 
     def _expander(self) -> Expander:
         """Expanders of one run share its notes (what the expansion left out)."""
-        return Expander(self, self.config, self._notes)
+        return Expander(self, self.config, self.options.layout_scope, self._notes)
 
     async def targets(self, references: Sequence[str]) -> list[AuditTarget | TargetResult]:
         """Pinned targets for the given references, or for the config when there are none."""
@@ -474,6 +513,11 @@ def check_configuration(
         except ConfigError as exc:
             problems.append(str(exc))
     for i, registry in enumerate(config.registries):
+        if registry.ca_file is not None:
+            try:
+                _ca_context(registry.ca_file)
+            except ConfigError as exc:
+                problems.append(f"{source}: registries[{i}].{exc}")
         if registry.auth is not None:
             try:
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
@@ -497,6 +541,7 @@ def check_configuration(
         problems.extend(str(exc).splitlines())
     else:
         if verifier is not None:
+            problems.extend(trust_store_problems(verifier)[0])
             verifier.close()
     return problems
 
@@ -528,6 +573,14 @@ def configuration_warnings(
             "will be reported unverified, never signed. Give one with --trust-policy FILE or "
             "trust.policy (notation's trustpolicy.json format)"
         )
+    else:
+        try:
+            verifier = build_verifier(config, AppOptions(trust_policy, trust_store))
+        except AuditorError:
+            verifier = None  # check_configuration reports why
+        if verifier is not None:
+            warnings.extend(trust_store_problems(verifier)[1])
+            verifier.close()
     for i, registry in enumerate(config.registries):
         for j, pattern in enumerate(registry.repositories):
             if is_glob(pattern) and not glob_can_match_a_repository(pattern):

@@ -199,12 +199,15 @@ class SourceFactory(Protocol):
 class Expander:
     """Expands references into pinned AuditTargets; failures become error TargetResults.
 
-    What the expansion leaves out (tags past ``tags.limit``, globs that match nothing) is
-    appended to ``notes``, for the report.
+    ``layout_scope`` (``audit now --scope``) is the trust policy scope of the ``oci-layout:``
+    references given; without it a referenced layout takes the ``scope:`` of the configured
+    layout at the same path, if any. What the expansion leaves out (tags past ``tags.limit``,
+    globs that match nothing) is appended to ``notes``, for the report.
     """
 
     sources: SourceFactory
     config: AuditorConfig
+    layout_scope: str | None = None
     notes: list[ReportNote] = field(default_factory=list)
 
     async def from_arguments(self, texts: Sequence[str]) -> list[AuditTarget | TargetResult]:
@@ -230,8 +233,11 @@ class Expander:
 
     async def expand(self, reference: Reference) -> list[AuditTarget | TargetResult]:
         if isinstance(reference, LayoutReference):
+            path = Path(reference.path)
+            configured = self.config.layout_for(path)
+            scope = self.layout_scope or (configured.scope if configured else None)
             return await self._expand_layout(
-                LayoutConfig(path=Path(reference.path)), pinned=reference
+                LayoutConfig(path=path, scope=scope), pinned=reference
             )
         source = await self.sources.registry(reference.registry)
         if reference.ref is not None:
@@ -286,7 +292,7 @@ class Expander:
         try:
             source = self.sources.layout(layout.path)
             if reference.ref is not None:
-                return [AuditTarget(reference, source, "")]
+                return [AuditTarget(reference, source, "", layout.scope)]
             candidates = filter_tags(await source.list_tags(""), layout.tags)
             attachments = await genuine_attachments(source, "", candidates)
             selection = choose_tags(candidates, layout.tags, attachments)
@@ -302,7 +308,7 @@ class Expander:
         pinned_refs += [reference.with_digest(d) for d in untagged]
         if not pinned_refs:
             return [_nothing(str(reference), 0)]
-        return [AuditTarget(ref, source, "") for ref in pinned_refs]
+        return [AuditTarget(ref, source, "", layout.scope) for ref in pinned_refs]
 
 
 def _failed(reference: str, exc: AuditorError) -> TargetResult:
