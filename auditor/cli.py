@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from auditor import __version__
 from auditor.config import load_config
@@ -27,6 +27,9 @@ from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageErr
 from auditor.formats import Format, render
 from auditor.model import AuditReport
 from auditor.signing import entry as signing_commands
+
+if TYPE_CHECKING:
+    from auditor.app import App
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -201,6 +204,12 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
         stderr.flush()
 
     state_path = args.state or (config.state.path if config.state else None)
+    fmt = Format(args.format) if args.format else Format.TABLE
+    if fmt in (Format.JSON, Format.SARIF) and state_path is None:
+        return _stream_audit_now(
+            args, App(config, options, progress=progress if show_progress else None),
+            fmt, output, stdout, stderr, show_progress,
+        )
 
     async def run() -> AuditReport:
         store = open_state(state_path) if state_path else None
@@ -218,7 +227,6 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
     report = asyncio.run(run())
     if show_progress:
         stderr.write("\r\033[K")
-    fmt = Format(args.format) if args.format else Format.TABLE
     terminal = output is None and stdout.isatty()
     text = render(
         report,
@@ -240,6 +248,40 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
         if text and not text.endswith("\n"):
             stdout.write("\n")
     return exit_code(report.targets)
+
+
+def _stream_audit_now(
+    args: argparse.Namespace,
+    app: App,
+    fmt: Format,
+    output: Path | None,
+    stdout: TextIO,
+    stderr: TextIO,
+    show_progress: bool,
+) -> int:
+    """JSON and SARIF written target by target (auditor/streamed.py), holding no report."""
+    from auditor.coverage import summary_exit_code
+    from auditor.formats.table import summary_text
+    from auditor.streamed import report_file, stream_audit
+
+    async def run(out: TextIO) -> tuple[int, str]:
+        async with app:
+            done = await stream_audit(
+                app, args.targets, fmt, out,
+                category=args.sarif_category, workspace=str(Path.cwd()),
+            )
+        return summary_exit_code(done.summary), summary_text(done.summary, done.notes)
+
+    if output is None:
+        code, line = asyncio.run(run(stdout))
+    else:
+        with report_file(output) as out:
+            code, line = asyncio.run(run(out))
+    if show_progress:
+        stderr.write("\r\033[K")
+    if output is not None:
+        stderr.write(f"{line} (report in {output})\n")
+    return code
 
 
 def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:
