@@ -31,6 +31,7 @@ from pydantic import (
 from auditor.coverage import AttestationPolicy, CoverageRule, FindingKind, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
+from auditor.notary.trustpolicy import layout_scope_problem
 from auditor.oci.graph import GraphLimits
 from auditor.oci.reference import is_loopback
 from auditor.waivers import Waiver
@@ -43,8 +44,9 @@ class _Strict(BaseModel):
 
 
 class TagFilter(_Strict):
-    """Which tags of a repository to audit: globs, newest-first order is not known, so ``limit`` is
-    applied after sorting tags by name (stable, reproducible)."""
+    """Which tags of a repository to audit: globs, then at most ``limit`` of them: past it, the
+    newest are kept (semantic-version order, then name; see targets.choose_tags) and the report
+    says how many were left out."""
 
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
@@ -158,6 +160,16 @@ class LayoutConfig(_Strict):
 
     path: Path
     tags: TagFilter = Field(default_factory=TagFilter)
+    # The trust policy scope the layout is verified under, as ``notation verify --oci-layout
+    # --scope local/NAME``; without it only a ``*`` statement applies to the layout.
+    scope: str | None = None
+
+    @field_validator("scope")
+    @classmethod
+    def _check_scope(cls, value: str | None) -> str | None:
+        if value is not None and (problem := layout_scope_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
 
 class TrustConfig(_Strict):
@@ -558,6 +570,14 @@ class AuditorConfig(_Strict):
         for registry in self.registries:
             if registry.host == host:
                 return registry
+        return None
+
+    def layout_for(self, path: Path) -> LayoutConfig | None:
+        """The configured layout at ``path`` (compared resolved), if any."""
+        wanted = path.resolve()
+        for layout in self.layouts:
+            if layout.path.resolve() == wanted:
+                return layout
         return None
 
 

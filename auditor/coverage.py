@@ -139,10 +139,16 @@ DEFAULT_RULE = CoverageRule(name="default")
 
 
 def select_rule(
-    rules: Sequence[CoverageRule], scope: str, *, require: Require | None = None
+    rules: Sequence[CoverageRule],
+    scope: str | Sequence[str],
+    *,
+    require: Require | None = None,
 ) -> CoverageRule:
-    """The first rule whose scope matches, else DEFAULT_RULE; ``require`` (``--require``) wins."""
-    rule = next((r for r in rules if r.matches(scope)), DEFAULT_RULE)
+    """The first rule whose scope matches (any of ``scope`` when several names are given: an
+    OCI layout matches by its policy scope ``local/NAME`` and by ``oci-layout:PATH``), else
+    DEFAULT_RULE; ``require`` (``--require``) wins."""
+    names = (scope,) if isinstance(scope, str) else tuple(scope)
+    rule = next((r for r in rules if any(r.matches(n) for n in names)), DEFAULT_RULE)
     return rule.with_require(require) if require is not None else rule
 
 
