@@ -125,11 +125,18 @@ DEFAULT_RULE = CoverageRule(name="default")
 
 
 def select_rule(
-    rules: Sequence[CoverageRule], scope: str, *, require: Require | None = None
+    rules: Sequence[CoverageRule],
+    scope: str,
+    *,
+    require: Require | None = None,
+    platforms: tuple[Platform, ...] | None = None,
 ) -> CoverageRule:
-    """The first rule whose scope matches, else DEFAULT_RULE; ``require`` (``--require``) wins."""
+    """The first rule whose scope matches, else DEFAULT_RULE; ``require`` (``--require``) and
+    ``platforms`` (``--platform``) win over the rule's own for this run."""
     rule = next((r for r in rules if r.matches(scope)), DEFAULT_RULE)
-    return rule.with_require(require) if require is not None else rule
+    if require is not None:
+        rule = rule.with_require(require)
+    return replace(rule, platforms=platforms) if platforms is not None else rule
 
 
 def platform_matches(selector: Platform, platform: Platform | None) -> bool:
