@@ -45,7 +45,9 @@ def test_a_bare_host_audits_the_whole_registry(
     own_registry: RunningRegistry, signed: SignedSample, tmp_path: Path
 ) -> None:
     host = own_registry.host
-    trust = ["--trust-policy", signed.trust_policy, "--trust-store", signed.trust_store]
+    trust: list[str | Path] = [
+        "--trust-policy", signed.trust_policy, "--trust-store", signed.trust_store
+    ]
     for target in (host, f"{host}/", f"{host}/*"):
         run = run_auditor(["audit", "now", target, *trust, "--format", "json"], cwd=tmp_path)
         assert run.code == 1, run.stderr  # the sample has unsigned platforms
@@ -58,7 +60,9 @@ def test_a_glob_audits_the_matching_repositories(
     own_registry: RunningRegistry, signed: SignedSample, tmp_path: Path
 ) -> None:
     host = own_registry.host
-    trust = ["--trust-policy", signed.trust_policy, "--trust-store", signed.trust_store]
+    trust: list[str | Path] = [
+        "--trust-policy", signed.trust_policy, "--trust-store", signed.trust_store
+    ]
     run = run_auditor(["audit", "now", f"{host}/team/*", *trust, "--format", "json"],
                       cwd=tmp_path)
     assert run.code == 1
