@@ -45,7 +45,7 @@ from auditor.notary.verifier import Verifier
 from auditor.oci.reference import LayoutReference, parse_target
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
-from auditor.registry.credentials import default_docker_config_path, docker_credentials
+from auditor.registry.credentials import docker_credentials, stored_logins_path
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.secret import Secret
 from auditor.registry.transport import scheme_for
@@ -198,8 +198,9 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
 
 async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
     if registry is None or registry.auth is None:
-        found = default_docker_config_path().is_file()
-        return AuthProvider(await docker_credentials(host) if found else None)
+        # notation's login store when it has logins, else docker's (as notation picks).
+        stored = stored_logins_path()
+        return AuthProvider(await docker_credentials(host, stored) if stored else None)
     resolved = registry.auth.resolve(environment(), f"registries[{registry.url}].auth")
     if resolved.docker_config is not None:
         return AuthProvider(await docker_credentials(host, resolved.docker_config))

@@ -10,6 +10,7 @@ second server: what a real registry cannot be made to do), --insecure-registry, 
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import time
 import uuid
@@ -295,3 +296,83 @@ def test_platform_selects_the_platforms_for_this_run(
     assert missing.code == 1
     kinds = {f["kind"] for f in missing.report["targets"][0]["findings"]}
     assert kinds == {"missing-platform"}
+
+
+# --- stored logins: notation's config.json, then docker's ------------------------------------
+
+
+def _auths(host: str, username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {host: {"auth": token}}})
+
+
+def _helper(directory: Path, name: str, username: str, password: str) -> None:
+    """A docker-credential-NAME helper on PATH that knows one login (``get`` only)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / f"docker-credential-{name}"
+    answer = json.dumps({"Username": username, "Secret": password})
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\nprintf '%s' '{answer}'\n")
+    script.chmod(0o755)
+
+
+def test_notation_login_store_is_read_as_notation_reads_it(
+    private: str, signed: SignedSample, basic_auth_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    registry = basic_auth_registry
+    assert registry.username is not None
+    assert registry.password is not None
+    home = tmp_path / ".home"
+    env = user_environment(home)
+    notation = home / "xdg" / "notation"
+    notation.mkdir(parents=True)
+    docker = home / "docker" / "config.json"
+    args = ["audit", "now", f"{private}:v1-single", *trust(signed), "--format", "json"]
+
+    # notation's plain auths entry
+    (notation / "config.json").write_text(_auths(registry.host, registry.username,
+                                                registry.password))
+    assert run_auditor(args, cwd=tmp_path, env=env).code == 0
+
+    # notation login with a credential store (credsStore), the way notation login writes it
+    bin_dir = tmp_path / "bin"
+    _helper(bin_dir, "fake", registry.username, registry.password)
+    helper_env = {**env, "PATH": f"{bin_dir}:{env['PATH']}"}
+    (notation / "config.json").write_text(json.dumps({"credsStore": "fake"}))
+    via_helper = run_auditor(args, cwd=tmp_path, env=helper_env)
+    assert via_helper.code == 0, via_helper.stdout
+    assert_secret_free(via_helper, registry.password)
+
+    # notation's file has logins, none for this registry: notation uses it alone, so docker's
+    # login is not consulted (as `notation verify` would not)
+    (notation / "config.json").write_text(_auths("other.example", "x", "y"))
+    docker.write_text(_auths(registry.host, registry.username, registry.password))
+    only_notation = run_auditor(args, cwd=tmp_path, env=env)
+    assert only_notation.code == 3
+    assert "requires basic" in only_notation.report["targets"][0]["error"]
+
+    # notation's file without any login (insecureRegistries only): docker's is used
+    (notation / "config.json").write_text(json.dumps({"insecureRegistries": []}))
+    assert run_auditor(args, cwd=tmp_path, env=env).code == 0
+
+    # the command line still wins over both
+    wrong = run_auditor([*args, "-u", "auditor", "--password-stdin"], cwd=tmp_path, env=env,
+                        stdin=SECRET)
+    assert wrong.code == 3
+    assert_secret_free(wrong, SECRET, registry.password)
+
+
+def test_docker_config_from_DOCKER_CONFIG(
+    private: str, signed: SignedSample, basic_auth_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    registry = basic_auth_registry
+    assert registry.username is not None
+    assert registry.password is not None
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text(
+        _auths(f"http://{registry.host}", registry.username, registry.password)
+    )
+    env = user_environment(tmp_path / ".home", {"DOCKER_CONFIG": str(elsewhere)})
+    run = run_auditor(["audit", "now", f"{private}:v1-single", *trust(signed)], cwd=tmp_path,
+                      env=env)
+    assert run.code == 0, run.stdout

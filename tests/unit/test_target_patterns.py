@@ -4,9 +4,12 @@ or ``localhost``), plus one for a lone component; the edge cases are the ambiguo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from auditor.errors import InvalidReference
+from auditor.notary.trustconfig import notation_config_dir
 from auditor.oci.reference import ImageReference, LayoutReference, RegistryPattern, parse_target
 
 
@@ -69,3 +72,15 @@ def test_bad_targets_are_named(text: str, fragment: str) -> None:
 def test_a_pattern_prints_as_written() -> None:
     assert str(RegistryPattern("reg.example:5000")) == "reg.example:5000/*"
     assert str(RegistryPattern("reg.example", "team/*")) == "reg.example/team/*"
+
+
+def test_notation_config_directory_per_platform(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As notation-go's dir package (Go's os.UserConfigDir): macOS ignores XDG_CONFIG_HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert notation_config_dir("darwin") == tmp_path / "Library/Application Support/notation"
+    assert notation_config_dir("linux") == tmp_path / "xdg/notation"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    assert notation_config_dir("linux") == tmp_path / ".config/notation"
