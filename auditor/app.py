@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -34,12 +34,16 @@ from auditor.cosign.format import CosignFormat
 from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
-from auditor.errors import AuditorError, ConfigError, StateError, UsageError
+from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError, UsageError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, Platform, TargetResult
+from auditor.model import AuditReport, Platform, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
-from auditor.notary.trustconfig import load_trust_config, notation_config_dir
+from auditor.notary.trustconfig import (
+    load_trust_config,
+    notation_config_dir,
+    notation_policy_path,
+)
 from auditor.notary.trustpolicy import load_trust_policy
 from auditor.notary.verifier import Verifier
 from auditor.oci.reference import LayoutReference, parse_target
@@ -50,6 +54,7 @@ from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.secret import Secret
 from auditor.registry.transport import scheme_for
 from auditor.runflags import RunFlags
+from auditor.runinfo import run_info
 from auditor.signatures.interface import SignatureFormat
 from auditor.source import ManifestSource
 from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
@@ -68,6 +73,7 @@ class AppOptions:
     require: str | None = None
     # ``--platform``: overrides every coverage rule's platforms for the run.
     platforms: tuple[Platform, ...] | None = None
+    config_path: Path | None = None  # the file the config came from, for the report
 
 
 def run_registries(config: AuditorConfig, references: Sequence[str]) -> list[str]:
@@ -316,6 +322,37 @@ class App:
         """The run's verifier; None when no trust configuration exists anywhere."""
         return self._verifier
 
+    def run_info(self) -> RunInfo:
+        """The version, config file and trust files of this run, hashed now (reports say it)."""
+        policy, store = _trust_paths(self.config, self.options)
+        named: list[tuple[str, Path]] = []
+        if self._verifier is not None:
+            policy = policy or notation_policy_path()
+            root = self._verifier.trust_store.root
+            store = store or root
+            refs = {
+                ref
+                for statement in self._verifier.policy.statements
+                if not statement.is_skip
+                for ref in statement.trust_stores
+            }
+            named = [
+                (str(ref), root / "x509" / ref.type.value / ref.name)
+                for ref in sorted(refs, key=str)
+            ]
+        cosign: list[Path] = []
+        if self.config.cosign is not None:
+            if self.config.cosign.trusted_root is not None:
+                cosign.append(self.config.cosign.trusted_root)
+            cosign.extend(path for rule in self.config.cosign.rules for path in rule.key_paths)
+        return run_info(
+            config=self.options.config_path,
+            trust_policy=policy,
+            trust_store=store,
+            named_stores=named,
+            cosign_files=cosign,
+        )
+
     async def __aenter__(self) -> App:
         await self._stack.__aenter__()
         return self
@@ -437,9 +474,16 @@ class App:
             async with asyncio.timeout_at(deadline_at):
                 listed = await targets()
         except TimeoutError:
-            failed = error_target(what, f"{RUN_DEADLINE_PASSED} while listing targets")
-            return AuditReport(generated_at=datetime.now(UTC), targets=(failed,))
-        return await self.auditor.run(listed, deadline_at=deadline_at)
+            failed = error_target(
+                what,
+                f"{RUN_DEADLINE_PASSED} while listing targets",
+                category=ErrorCategory.TIMEOUT,
+            )
+            return AuditReport(
+                generated_at=datetime.now(UTC), targets=(failed,), info=self.run_info()
+            )
+        report = await self.auditor.run(listed, deadline_at=deadline_at)
+        return replace(report, info=self.run_info())
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

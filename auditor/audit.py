@@ -25,7 +25,7 @@ from auditor.budget import BudgetedSource, TargetBudget
 from auditor.config import DEFAULT_LIMITS
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, ErrorCategory
 from auditor.model import (
     AuditReport,
     Descriptor,
@@ -131,7 +131,9 @@ class Auditor:
             if isinstance(target, TargetResult):
                 return apply_waivers(target, self.waivers, started)
             if deadline_at is not None and loop.time() >= deadline_at:
-                return error_target(str(target.reference), RUN_DEADLINE_PASSED)
+                return error_target(
+                    str(target.reference), RUN_DEADLINE_PASSED, category=ErrorCategory.TIMEOUT
+                )
             if self.progress:
                 self.progress(f"[{i}/{len(targets)}] {target.reference}")
             result = await self.audit_target(target, deadline_at=deadline_at)
@@ -193,10 +195,12 @@ class Auditor:
                     f"{self.settings.target_deadline:g}s (limits.target_deadline_seconds)"
                 )
             )
-            return error_target(display, reason, rule=rule)
+            return error_target(display, reason, rule=rule, category=ErrorCategory.TIMEOUT)
         if budget.exceeded is not None:
             # Parts of the graph were refused for the budget: the target was not audited.
-            return error_target(display, budget.exceeded, rule=rule)
+            return error_target(
+                display, budget.exceeded, rule=rule, category=ErrorCategory.INVALID
+            )
         return result
 
     async def _audit(self, target: AuditTarget, display: str, rule: CoverageRule) -> TargetResult:
@@ -214,7 +218,7 @@ class Auditor:
                 snapshot, display, self.settings.limits, is_signature=self._is_signature
             )
         except AuditorError as exc:
-            return error_target(display, str(exc), rule=rule)
+            return error_target(display, str(exc), rule=rule, category=exc.category)
         signature_results = await self._verify_graph(target, graph.nodes)
         verifying = [f for f in self.formats if f.verifies]
         return evaluate_target(

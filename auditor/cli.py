@@ -164,7 +164,7 @@ def _run_audit_now(
 
     output = output_path(args.output)
     flags = runflags.read_flags(args, stdin, os.environ)
-    config, _ = load_config(args.config)
+    config, config_path = load_config(args.config)
     if not args.targets and not config.registries and not config.layouts:
         raise UsageError(
             "auditor audit now: nothing to audit: give TARGETs or a config with registries/layouts"
@@ -175,6 +175,7 @@ def _run_audit_now(
         trust_store=args.trust_store,
         require=args.require,
         platforms=flags.platforms,
+        config_path=config_path,
     )
     verbose = VerboseLog(stderr) if args.verbose else None
     show_progress = not args.no_progress and stderr.isatty() and verbose is None

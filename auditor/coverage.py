@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from types import MappingProxyType
 
+from auditor.errors import ErrorCategory
 from auditor.model import (
     Finding,
     GraphNode,
@@ -52,6 +53,7 @@ from auditor.model import (
     NodeStatus,
     NodeVerdict,
     Platform,
+    RuleData,
     SignatureResult,
     SignatureStatus,
     TargetResult,
@@ -111,6 +113,18 @@ class CoverageRule:
         if self.formats is not None:
             text += f" by {' or '.join(self.formats)}"
         return f"{text} ({self.name})" if self.name else text
+
+    @property
+    def data(self) -> RuleData:
+        """The rule as data, for reports (``label`` is the same rule as text)."""
+        return RuleData(
+            scope=self.scope,
+            require=self.require.value,
+            platforms=None if self.platforms is None else tuple(str(p) for p in self.platforms),
+            attestations=self.attestations.value,
+            formats=self.formats,
+            name=self.name,
+        )
 
     def matches(self, scope: str) -> bool:
         """Case-sensitive glob match; ``*`` also spans ``/`` (``acme/*`` covers ``acme/a/b``)."""
@@ -480,7 +494,12 @@ def evaluate_target(
     try:
         root = graph.node(graph.root)
     except KeyError:
-        return error_target(reference, f"graph has no root node {graph.root}", rule=rule)
+        return error_target(
+            reference,
+            f"graph has no root node {graph.root}",
+            rule=rule,
+            category=ErrorCategory.INVALID,
+        )
     if trust_skipped:
         status = {
             n.digest: (NodeStatus.ERROR, n.error)
@@ -522,6 +541,9 @@ def evaluate_target(
         findings=(*findings, *missing),
         rule=rule.label,
         error=root.error,
+        policy=rule.data,
+        # A node's own failure (its referrers, a guard) is kept as text on the node.
+        error_category=ErrorCategory.OTHER if root.error else None,
     )
 
 
@@ -532,8 +554,15 @@ def _covering_parent(node: GraphNode, status: Mapping[str, tuple[NodeStatus, str
     return None
 
 
-def error_target(reference: str, message: str, *, rule: CoverageRule | None = None) -> TargetResult:
-    """A target that could not be audited at all (registry failure, bad reference, ...)."""
+def error_target(
+    reference: str,
+    message: str,
+    *,
+    rule: CoverageRule | None = None,
+    category: ErrorCategory = ErrorCategory.OTHER,
+) -> TargetResult:
+    """A target that could not be audited at all (registry failure, bad reference, ...);
+    ``category`` is the failure's kind (an AuditorError's ``category``)."""
     label = rule.label if rule else None
     finding = Finding(
         FindingKind.UNCHECKED.value, f"{reference} could not be checked: {message}", label or ""
@@ -546,6 +575,8 @@ def error_target(reference: str, message: str, *, rule: CoverageRule | None = No
         findings=(finding,),
         rule=label,
         error=message,
+        policy=rule.data if rule else None,
+        error_category=category,
     )
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from auditor.errors import ErrorCategory
+
 
 def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(value or {}))
@@ -266,8 +268,28 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class RuleData:
+    """The coverage rule a target was judged by, as data (``TargetResult.rule`` is its label).
+
+    ``platforms`` None: every platform present; ``formats`` None: every format with trust
+    configured.
+    """
+
+    scope: str
+    require: str
+    platforms: tuple[str, ...] | None = None
+    attestations: str = "ignore"
+    formats: tuple[str, ...] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class TargetResult:
-    """The audit of one reference: its nodes' verdicts and its overall status."""
+    """The audit of one reference: its nodes' verdicts and its overall status.
+
+    ``error_category`` says what kind of failure ``error`` is (see ErrorCategory); set with
+    ``error``, None without one.
+    """
 
     reference: str
     digest: str | None
@@ -277,9 +299,60 @@ class TargetResult:
     findings: tuple[Finding, ...] = ()
     rule: str | None = None
     error: str | None = None
+    policy: RuleData | None = None
+    error_category: ErrorCategory | None = None
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A file (or a directory: every regular file under it) a run read, and its sha256.
+
+    ``sha256`` is None when it could not be read. A directory's hash covers the relative
+    paths and contents of its files (see auditor/runinfo.py), so two machines with the same
+    trust store report the same hash.
+    """
+
+    path: str
+    sha256: str | None
+    name: str | None = None  # a named trust store: "ca:acme"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a report was made with: the tool's version and the files that decided verdicts.
+
+    Paths and hashes only, never contents: a trust store holds certificates (public); the
+    config file's hash is of its bytes (keep secrets in ``*_env`` variables, not in the file).
+    """
+
+    version: str
+    config: FileStamp | None = None
+    trust_policy: FileStamp | None = None
+    trust_store: FileStamp | None = None
+    trust_stores: tuple[FileStamp, ...] = ()
+    cosign: tuple[FileStamp, ...] = ()
+
+
+class NoteKind(StrEnum):
+    """Things a run did not look at, said in every report instead of dropped silently."""
+
+    TAGS_LEFT_OUT = "tags-left-out"
+    NO_REPOSITORY_MATCHED = "no-repository-matched"
+
+
+@dataclass(frozen=True)
+class ReportNote:
+    """A warning about the run as a whole: ``subject`` is a repository or a glob."""
+
+    kind: NoteKind
+    subject: str
+    message: str
+    left_out: int = 0
 
 
 @dataclass(frozen=True)
 class AuditReport:
     generated_at: datetime
     targets: tuple[TargetResult, ...]
+    info: RunInfo | None = None
+    notes: tuple[ReportNote, ...] = ()

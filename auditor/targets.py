@@ -16,7 +16,7 @@ from typing import Protocol
 from auditor.audit import AuditTarget
 from auditor.config import AuditorConfig, LayoutConfig, RegistryConfig, TagFilter
 from auditor.coverage import error_target
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, ErrorCategory
 from auditor.layout.reader import OciLayoutSource
 from auditor.listed import ListedTagsSource
 from auditor.model import Descriptor, TargetResult
@@ -168,6 +168,7 @@ class Expander:
                     str(target),
                     f"no repository in {target.registry}'s catalog matches {target.pattern!r} "
                     f"({len(catalog)} listed)",
+                    category=ErrorCategory.NOT_FOUND,
                 )
             ]
         registry = self.config.registry_for(target.registry)
@@ -234,7 +235,7 @@ class Expander:
 
 
 def _failed(reference: str, exc: AuditorError) -> TargetResult:
-    return error_target(reference, str(exc))
+    return error_target(reference, str(exc), category=exc.category)
 
 
 def _nothing(reference: str, tag_count: int) -> TargetResult:
@@ -242,4 +243,5 @@ def _nothing(reference: str, tag_count: int) -> TargetResult:
         reference,
         f"no image to audit: {tag_count} tags, none selected by the tag filter "
         "(referrers fallback and cosign tags holding what their names say are not audited)",
+        category=ErrorCategory.NOT_FOUND,
     )

@@ -2,6 +2,10 @@
 
 Keys are emitted in a fixed order so diffs between runs stay readable; every node, target and
 summary status appears by name. Nothing secret is in an AuditReport, so nothing is filtered.
+Keys added within schema version 1 (readers ignore keys they do not know): ``run`` (tool
+version, config file, trust policy and stores with their sha256), ``notes`` (what the run
+left out: tags past ``tags.limit``, globs that matched nothing), and per target ``policy``
+(the coverage rule as data) and ``error_category``.
 """
 
 from __future__ import annotations
@@ -9,9 +13,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from auditor import __version__
 from auditor.coverage import summarize
 from auditor.formats.common import rfc3339
-from auditor.model import AuditReport, Finding, NodeVerdict, SignatureResult, TargetResult
+from auditor.model import (
+    AuditReport,
+    FileStamp,
+    Finding,
+    NodeVerdict,
+    ReportNote,
+    RuleData,
+    RunInfo,
+    SignatureResult,
+    TargetResult,
+)
 
 SCHEMA_VERSION = 1
 
@@ -70,6 +85,19 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     }
 
 
+def rule_dict(rule: RuleData | None) -> dict[str, Any] | None:
+    if rule is None:
+        return None
+    return {
+        "scope": rule.scope,
+        "require": rule.require,
+        "platforms": None if rule.platforms is None else list(rule.platforms),
+        "attestations": rule.attestations,
+        "formats": None if rule.formats is None else list(rule.formats),
+        "name": rule.name,
+    }
+
+
 def target_dict(target: TargetResult) -> dict[str, Any]:
     return {
         "reference": target.reference,
@@ -77,9 +105,47 @@ def target_dict(target: TargetResult) -> dict[str, Any]:
         "media_type": target.media_type,
         "status": target.status.value,
         "rule": target.rule,
+        "policy": rule_dict(target.policy),
         "findings": [finding_dict(f) for f in target.findings],
         "error": target.error,
+        "error_category": target.error_category.value if target.error_category else None,
         "nodes": [_node(n) for n in target.nodes],
+    }
+
+
+def stamp_dict(stamp: FileStamp | None) -> dict[str, Any] | None:
+    if stamp is None:
+        return None
+    out: dict[str, Any] = {"path": stamp.path, "sha256": stamp.sha256}
+    if stamp.name is not None:
+        out = {"name": stamp.name, **out}
+    return out
+
+
+def run_dict(info: RunInfo | None) -> dict[str, Any]:
+    """The tool and the files the verdicts came from (``tool`` only, for a report made
+    without them)."""
+    tool = {"name": "registry-auditor", "version": info.version if info else __version__}
+    if info is None:
+        return {"tool": tool}
+    return {
+        "tool": tool,
+        "config": stamp_dict(info.config),
+        "trust": {
+            "policy": stamp_dict(info.trust_policy),
+            "store": stamp_dict(info.trust_store),
+            "stores": [stamp_dict(s) for s in info.trust_stores],
+            "cosign": [stamp_dict(s) for s in info.cosign],
+        },
+    }
+
+
+def note_dict(note: ReportNote) -> dict[str, Any]:
+    return {
+        "kind": note.kind.value,
+        "subject": note.subject,
+        "message": note.message,
+        "left_out": note.left_out,
     }
 
 
@@ -89,6 +155,8 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": rfc3339(report.generated_at),
+        "run": run_dict(report.info),
+        "notes": [note_dict(n) for n in report.notes],
         "targets": [target_dict(t) for t in report.targets],
         "summary": {
             "nodes": {status.value: count for status, count in summary.nodes.items()},

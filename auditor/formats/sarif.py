@@ -39,7 +39,8 @@ from auditor import __version__
 from auditor.coverage import FindingKind
 from auditor.errors import InvalidReference
 from auditor.formats.common import rfc3339
-from auditor.model import AuditReport, Finding, TargetResult, TargetStatus
+from auditor.formats.json import rule_dict, run_dict
+from auditor.model import AuditReport, Finding, NoteKind, ReportNote, TargetResult, TargetStatus
 from auditor.oci.reference import ImageReference, parse_reference
 
 SARIF_VERSION = "2.1.0"
@@ -292,6 +293,8 @@ def _result(
             if value
         },
     }
+    if target.policy is not None:
+        result["properties"]["rule"] = rule_dict(target.policy)
     if finding.waiver is not None:
         # GitHub closes an alert whose result carries an accepted suppression.
         result["suppressions"] = [
@@ -300,14 +303,69 @@ def _result(
     return result
 
 
-def _notification(text: str, level: str, shown: str, when: str) -> dict[str, Any]:
+def _notification(
+    text: str, level: str, shown: str, when: str, category: str | None = None
+) -> dict[str, Any]:
+    properties = {"target": shown}
+    if category is not None:
+        properties["category"] = category
     return {
         "descriptor": {"id": FindingKind.UNCHECKED.value},
         "level": level,
         "message": {"text": text},
         "timeUtc": when,
-        "properties": {"target": shown},
+        "properties": properties,
     }
+
+
+def _note_notification(note: ReportNote, when: str) -> dict[str, Any]:
+    """A run-level warning (tags left out, a glob that matched nothing)."""
+    return {
+        "descriptor": {"id": note.kind.value},
+        "level": "warning",
+        "message": {"text": note.message},
+        "timeUtc": when,
+        "properties": {"subject": note.subject, "leftOut": note.left_out},
+    }
+
+
+NOTE_TEXTS: Mapping[NoteKind, RuleText] = {
+    NoteKind.TAGS_LEFT_OUT: RuleText(
+        "TagsLeftOut",
+        "A repository has more tags than tags.limit: the oldest were not audited.",
+        "The newest tags (version order, then name) up to the registry's tags.limit were "
+        "audited; the rest were left out of this run.",
+        "Raise `tags.limit` for the registry, or narrow `tags.include` to the tags that ship.",
+        "warning",
+        "3.0",
+    ),
+    NoteKind.NO_REPOSITORY_MATCHED: RuleText(
+        "NoRepositoryMatched",
+        "A repository glob of the config matched no repository of the registry's catalog.",
+        "Nothing was audited for this glob: a typo, or the repositories moved.",
+        "Correct the glob in `registries[].repositories`.",
+        "warning",
+        "3.0",
+    ),
+}
+
+
+def _invocation_properties(report: AuditReport, workspace: str | None) -> dict[str, Any]:
+    """The config file and trust files the verdicts came from, paths relative to the
+    workspace where they lie inside it."""
+    run = run_dict(report.info)
+    run.pop("tool")
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: relative(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        if isinstance(value, str) and workspace and value.startswith(workspace.rstrip("/") + "/"):
+            return _scrub(value, workspace)
+        return value
+
+    return relative(run) if run else {}
 
 
 def _notifications(
@@ -316,6 +374,7 @@ def _notifications(
     notes = []
     for target in report.targets:
         shown = display_reference(target.reference, workspace)
+        category = target.error_category.value if target.error_category else None
         unchecked = [f for f in target.findings if f.kind == FindingKind.UNCHECKED]
         for finding in unchecked:
             level = "error" if target.status is TargetStatus.ERROR and not target.nodes else (
@@ -324,10 +383,13 @@ def _notifications(
             text = finding.message.replace(target.reference, shown)
             if shown not in text:
                 text = f"{shown}: {text}"
-            notes.append(_notification(_scrub(text, workspace), level, shown, when))
+            notes.append(_notification(_scrub(text, workspace), level, shown, when, category))
         if target.error and not unchecked:
             text = f"{shown} could not be checked: {target.error}"
-            notes.append(_notification(_scrub(text, workspace), "error", shown, when))
+            notes.append(
+                _notification(_scrub(text, workspace), "error", shown, when, category)
+            )
+    notes.extend(_note_notification(n, when) for n in report.notes)
     return notes
 
 
@@ -364,6 +426,9 @@ def to_dict(
         "executionSuccessful": bool(checked) or not report.targets,
         "endTimeUtc": when,
     }
+    properties = _invocation_properties(report, workspace)
+    if properties:
+        invocation["properties"] = properties
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
     name = (category or DEFAULT_CATEGORY).strip("/") or DEFAULT_CATEGORY
@@ -378,7 +443,10 @@ def to_dict(
                         "version": __version__,
                         "semanticVersion": __version__,
                         "rules": [_descriptor(rule_id, text) for rule_id, text in texts.items()],
-                        "notifications": [_descriptor(FindingKind.UNCHECKED.value, UNCHECKED)],
+                        "notifications": [
+                            _descriptor(FindingKind.UNCHECKED.value, UNCHECKED),
+                            *(_descriptor(k.value, t) for k, t in NOTE_TEXTS.items()),
+                        ],
                     }
                 },
                 "automationDetails": {"id": f"{name}/{when}"},

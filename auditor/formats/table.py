@@ -21,9 +21,12 @@ from auditor.errors import InvalidReference
 from auditor.formats.common import short_digest
 from auditor.model import (
     AuditReport,
+    FileStamp,
     Finding,
     NodeStatus,
     NodeVerdict,
+    ReportNote,
+    RunInfo,
     SignatureStatus,
     TargetResult,
     TargetStatus,
@@ -198,6 +201,32 @@ def _rollup(targets: Sequence[TargetResult]) -> list[str]:
     return lines
 
 
+def _stamp(label: str, stamp: FileStamp | None) -> str:
+    if stamp is None:
+        return f"{label} none"
+    digest = f"sha256:{stamp.sha256[:12]}" if stamp.sha256 else "unreadable"
+    return f"{label} {clean(stamp.path)} ({digest})"
+
+
+def run_line(info: RunInfo) -> str:
+    """The footer: tool version, config file and trust files with short hashes (the JSON and
+    SARIF reports carry them whole)."""
+    parts = [f"auditor {clean(info.version)}", _stamp("config", info.config),
+             _stamp("trust policy", info.trust_policy), _stamp("trust store", info.trust_store)]
+    if info.trust_stores:
+        stores = ", ".join(
+            f"{clean(s.name or s.path)} sha256:{(s.sha256 or 'unreadable')[:12]}"
+            for s in info.trust_stores
+        )
+        parts.append(f"stores {stores}")
+    parts.extend(_stamp("cosign", s) for s in info.cosign)
+    return "run: " + "; ".join(parts)
+
+
+def note_line(note: ReportNote) -> str:
+    return f"warning: {clean(note.message)}"
+
+
 def summary_line(report: AuditReport) -> str:
     """The last line of the table; the CLI prints it on stderr when the report goes to a file."""
     return _summary(report)
@@ -208,7 +237,8 @@ def render(
 ) -> str:
     """The table, or with ``quiet`` one line per finding (nothing when all is compliant)."""
     if quiet:
-        return "".join(
+        notes = "".join(f"{note_line(n)}\n" for n in report.notes)
+        return notes + "".join(
             f"{clean(t.reference)}: {line}\n"
             for t in report.targets
             for line in _finding_lines(t, waived=False)
@@ -225,6 +255,8 @@ def render(
             head += f" {short_digest(target.digest)}"
         if target.rule:
             head += f" ({clean(target.rule)})"
+        if target.error_category is not None:
+            head += f" [{target.error_category.value}]"
         head = _cut(head, width)
         verdict = target.status.value
         lines.append(_paint(verdict, verdict, color) + head[len(verdict):])
@@ -241,5 +273,8 @@ def render(
     repositories = [_repository_and_tag(t.reference)[0] for t in targets]
     if len(set(repositories)) < len(repositories):  # some repository has several targets
         lines.extend(_cut(line, width) for line in _rollup(targets))
+    lines.extend(_cut(note_line(n), width) for n in report.notes)
+    if report.info is not None:
+        lines.append(_cut(run_line(report.info), width))
     lines.append(_cut(_summary(report), width))
     return "".join(f"{line}\n" for line in lines)

@@ -37,6 +37,13 @@ def notation_config_dir(platform: str = sys.platform) -> Path:
     return base / "notation"
 
 
+def notation_policy_path() -> Path | None:
+    """notation's own trust policy file, if there is one (``.oci.json`` first)."""
+    config_dir = notation_config_dir()
+    candidates = [config_dir / "trustpolicy.oci.json", config_dir / "trustpolicy.json"]
+    return next((p for p in candidates if p.exists() or p.is_symlink()), None)
+
+
 def load_trust_config(policy_path: Path | None, store_path: Path | None) -> NotationTrust:
     """The trust policy and trust store to use: explicit paths, else notation's own config.
 
@@ -44,8 +51,7 @@ def load_trust_config(policy_path: Path | None, store_path: Path | None) -> Nota
     """
     config_dir = notation_config_dir()
     if policy_path is None:
-        candidates = [config_dir / "trustpolicy.oci.json", config_dir / "trustpolicy.json"]
-        policy_path = next((p for p in candidates if p.exists() or p.is_symlink()), None)
+        policy_path = notation_policy_path()
         if policy_path is None:
             raise ConfigError(
                 f"no trust policy given and none found in notation's config directory "

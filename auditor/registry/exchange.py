@@ -23,13 +23,15 @@ from dataclasses import dataclass
 import httpx
 
 from auditor.decoding import LAYER_SLACK, BoundedDecoder
-from auditor.errors import RegistryError, TooLarge
+from auditor.errors import ErrorCategory, RegistryError, TooLarge
 
 ERROR_BODY_LIMIT = 64 * 1024
 
 
 class DeadlineExceeded(RegistryError):
     """A request (headers and body) did not finish within its deadline."""
+
+    category = ErrorCategory.TIMEOUT
 
 
 @dataclass(frozen=True)

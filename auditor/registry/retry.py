@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import TypeVar
 import httpx
 
 from auditor.config import DEFAULT_LIMITS
-from auditor.errors import RegistryError
+from auditor.errors import ErrorCategory, RegistryError
 
 T = TypeVar("T")
 
@@ -111,7 +112,8 @@ class RetryPolicy:
                 if attempt >= self.max_attempts or not self._within_budget(started, wait):
                     kind = type(exc).__name__
                     raise RegistryError(
-                        f"{what}: {kind} after {attempt} attempt(s): {_one_line(exc)}"
+                        f"{what}: {kind} after {attempt} attempt(s): {_one_line(exc)}",
+                        category=transport_category(exc),
                     ) from None
                 await self.sleep(wait)
                 continue
@@ -125,6 +127,21 @@ class RetryPolicy:
 
     def _within_budget(self, started: float, wait: float) -> bool:
         return self.clock() - started + wait <= self.budget
+
+
+def transport_category(exc: httpx.TransportError) -> ErrorCategory:
+    """``timeout`` for httpx's timeouts, ``tls`` when an ``ssl`` error is in the cause chain
+    (a handshake with a plain-http port, an untrusted certificate), ``connect`` otherwise."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ErrorCategory.TIMEOUT
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return ErrorCategory.TLS
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return ErrorCategory.CONNECT
 
 
 def _one_line(exc: BaseException) -> str:
@@ -145,12 +162,14 @@ class RegistryHealth:
     down_after: int = DEFAULT_LIMITS.registry_down_after
     failures: int = 0
     down_reason: str | None = None
+    down_category: ErrorCategory = ErrorCategory.OTHER
 
     def check(self, what: str) -> None:
         if self.down_reason is not None:
             raise RegistryDown(
                 f"{what}: not requested: {self.host} is marked down for this run "
-                f"({self.down_reason})"
+                f"({self.down_reason})",
+                category=self.down_category,
             )
 
     def succeeded(self) -> None:
@@ -162,11 +181,14 @@ class RegistryHealth:
         registry that was down yesterday is asked again today."""
         self.failures = 0
         self.down_reason = None
+        self.down_category = ErrorCategory.OTHER
 
-    def failed(self, message: str) -> None:
+    def failed(self, message: str, category: ErrorCategory = ErrorCategory.OTHER) -> None:
+        """``category``: the failure's kind, kept for the requests refused after it."""
         self.failures += 1
         if self.failures >= self.down_after and self.down_reason is None:
             self.down_reason = f"{self.failures} requests in a row failed, last: {message}"
+            self.down_category = category
 
 
 class RegistryDown(RegistryError):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from auditor.config import DEFAULT_LIMITS
-from auditor.errors import AuthError, NotFound, RateLimited, RegistryError
+from auditor.errors import AuthError, ErrorCategory, NotFound, RateLimited, RegistryError
 from auditor.oci.reference import is_loopback
 from auditor.registry.auth import AuthProvider
 from auditor.registry.exchange import DeadlineExceeded, Reply, exchange, join_url, origin
@@ -205,14 +205,14 @@ class RegistryTransport:
                 attempt, lambda r: (r.status, r.headers.get("retry-after")), what
             )
         except DeadlineExceeded as exc:
-            self.health.failed(str(exc))
+            self.health.failed(str(exc), exc.category)
             raise
         except RegistryError as exc:
             if type(exc) is RegistryError:  # transport errors after retries
-                self.health.failed(str(exc))
+                self.health.failed(str(exc), exc.category)
             raise
         if reply.status == 429:
-            self.health.failed(f"HTTP 429 after retries ({what})")
+            self.health.failed(f"HTTP 429 after retries ({what})", ErrorCategory.RATE_LIMITED)
             raise_for_status(reply, what)
         if reply.status >= 500:
             message = f"{what}: HTTP {reply.status} after {attempts} attempt(s)"

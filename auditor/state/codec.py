@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from auditor.errors import StateError
+from auditor.errors import ErrorCategory, StateError
 from auditor.model import (
     Descriptor,
     Finding,
@@ -22,6 +22,7 @@ from auditor.model import (
     NodeVerdict,
     OtherReferrer,
     Platform,
+    RuleData,
     SignatureResult,
     SignatureStatus,
     TargetResult,
@@ -129,7 +130,42 @@ def encode_target(target: TargetResult) -> dict[str, Any]:
             for f in target.findings
         ],
         "nodes": [_node(n) for n in target.nodes],
+        "policy": _rule(target.policy),
+        "error_category": target.error_category.value if target.error_category else None,
     }
+
+
+def _rule(value: RuleData | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {
+        "scope": value.scope,
+        "require": value.require,
+        "platforms": None if value.platforms is None else list(value.platforms),
+        "attestations": value.attestations,
+        "formats": None if value.formats is None else list(value.formats),
+        "name": value.name,
+    }
+
+
+def _decode_rule(value: Any) -> RuleData | None:
+    """Rows written before the rule was kept as data have none (None)."""
+    if value is None:
+        return None
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        items = value.get(key)
+        return None if items is None else tuple(str(i) for i in items)
+
+    name = value.get("name")
+    return RuleData(
+        scope=str(value["scope"]),
+        require=str(value["require"]),
+        platforms=strings("platforms"),
+        attestations=str(value.get("attestations", "ignore")),
+        formats=strings("formats"),
+        name=None if name is None else str(name),
+    )
 
 
 def _waiver(value: WaiverNote | None) -> dict[str, Any] | None:
@@ -218,6 +254,13 @@ def _decode_node(value: Any) -> NodeVerdict:
     )
 
 
+def _decode_category(value: Any, error: Any) -> ErrorCategory | None:
+    """Rows written before categories existed: an error without one is ``other``."""
+    if value is None:
+        return ErrorCategory.OTHER if error is not None else None
+    return ErrorCategory(value)
+
+
 def decode_target(value: Any) -> TargetResult:
     """The TargetResult ``encode_target`` was given; StateError on anything else."""
     try:
@@ -242,6 +285,8 @@ def decode_target(value: Any) -> TargetResult:
             ),
             rule=value.get("rule"),
             error=value.get("error"),
+            policy=_decode_rule(value.get("policy")),
+            error_category=_decode_category(value.get("error_category"), value.get("error")),
         )
     except StateError:
         raise

@@ -292,6 +292,7 @@ def test_platform_selects_the_platforms_for_this_run(
     amd64 = run_auditor([*base, "--platform", "linux/amd64"], cwd=tmp_path)
     assert amd64.code == 0, amd64.stdout
     assert "linux/amd64" in amd64.report["targets"][0]["rule"]
+    assert amd64.report["targets"][0]["policy"]["platforms"] == ["linux/amd64"]
     missing = run_auditor([*base, "--platform", "linux/amd64,linux/s390x"], cwd=tmp_path)
     assert missing.code == 1
     kinds = {f["kind"] for f in missing.report["targets"][0]["findings"]}

@@ -89,6 +89,7 @@ def test_a_glob_that_matches_nothing_is_not_a_pass(
     assert target["error"] == (
         f"no repository in {own_registry.host}'s catalog matches 'nothing/*' (3 listed)"
     )
+    assert target["error_category"] == "not-found"
 
 
 def test_the_catalog_is_bounded_by_the_config(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
+from auditor import __version__
 from auditor.coverage import CoverageRule, FindingKind, Require, error_target, evaluate_target
 from auditor.formats import Format, render, sarif, table
 from auditor.formats import json as json_format
@@ -111,7 +112,9 @@ def test_render_refuses_an_unknown_format() -> None:
 
 def test_json_report_structure_and_key_order() -> None:
     data = json.loads(render(sample_report(), Format.JSON))
-    assert list(data) == ["schema_version", "generated_at", "targets", "summary"]
+    assert list(data) == ["schema_version", "generated_at", "run", "notes", "targets", "summary"]
+    assert data["run"] == {"tool": {"name": "registry-auditor", "version": __version__}}
+    assert data["notes"] == []
     assert data["schema_version"] == 1
     assert data["generated_at"] == "2025-03-01T12:30:05Z"
     app, tool, gone = data["targets"]
@@ -121,12 +124,23 @@ def test_json_report_structure_and_key_order() -> None:
         "media_type",
         "status",
         "rule",
+        "policy",
         "findings",
         "error",
+        "error_category",
         "nodes",
     ]
     assert (app["digest"], app["media_type"], app["status"]) == (IX, INDEX_MT, "noncompliant")
     assert app["rule"] == "policy both for ghcr.io/acme/*"
+    assert app["policy"] == {
+        "scope": "ghcr.io/acme/*",
+        "require": "both",
+        "platforms": None,
+        "attestations": "ignore",
+        "formats": None,
+        "name": None,
+    }
+    assert app["error_category"] is None
     assert [(f["kind"], f["node"], f["platform"]) for f in app["findings"]] == [
         ("invalid-signature", B, "linux/arm64/v8"),
         ("unsigned-platform", P, "linux/ppc64le"),
@@ -181,6 +195,7 @@ def test_json_report_structure_and_key_order() -> None:
         "media_type": None,
         "status": "error",
         "rule": None,
+        "policy": None,
         "findings": [
             {
                 "kind": "unchecked",
@@ -193,6 +208,7 @@ def test_json_report_structure_and_key_order() -> None:
             }
         ],
         "error": "registry ghcr.io answered 503 after 4 tries",
+        "error_category": "other",
         "nodes": [],
     }
     assert data["summary"] == {
@@ -263,7 +279,7 @@ def test_table_shows_verdicts_then_indented_nodes_then_findings() -> None:
     assert short_digest(B) in finding_lines[0]
     assert B not in finding_lines[0]  # short digests in the table; JSON has them whole
     assert lines.count("    error: registry ghcr.io answered 503 after 4 tries") == 0
-    assert "error ghcr.io/acme/gone:3" in lines
+    assert "error ghcr.io/acme/gone:3 [other]" in lines
     assert "repositories:" not in lines  # one target per repository: no rollup
     assert lines[-1] == (
         "3 targets: 1 compliant, 1 noncompliant, 1 error; 6 nodes: 3 signed, 2 unsigned, 1 invalid"
