@@ -49,10 +49,14 @@ EXIT_CODES = """exit codes:
   3  nothing noncompliant, but something could not be checked
   4  internal error (a bug; --debug prints the traceback)"""
 AUDIT_EXAMPLES = """examples:
-  auditor audit now 127.0.0.1:5000/team/app           every tag of a repository
-  auditor audit now ghcr.io/acme/app:v1 --format json  one tag, JSON report
-  auditor audit now oci-layout:./build/layout:v1        an OCI image layout
-  auditor audit now -c auditor.yaml --format sarif -o audit.sarif"""
+  auditor audit now REG/team/app                 every tag of a repository
+  auditor audit now REG/team/app:v1 --format json
+  auditor audit now REG/team/*                   the repositories matching a glob
+  auditor audit now REG                          every repository in the catalog
+  auditor audit now oci-layout:./build/layout:v1 an OCI image layout
+  auditor audit now -c auditor.yaml --format sarif -o audit.sarif
+  printf '%s\\n' "$TOKEN" | auditor audit now REG/team/app -u bot --password-stdin
+  (REG: your registry's host[:port])"""
 
 
 def build_parser() -> argparse.ArgumentParser:
