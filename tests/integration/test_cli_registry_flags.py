@@ -29,6 +29,7 @@ from tests.support.hostile import (
 )
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import CliRun, SignedSample, build_signed_sample, push
+from tests.support.tls_relay import tls_relay
 
 SECRET = "Flag-s3cret-pw-7731"
 
@@ -377,3 +378,22 @@ def test_docker_config_from_DOCKER_CONFIG(
     run = run_auditor(["audit", "now", f"{private}:v1-single", *trust(signed)], cwd=tmp_path,
                       env=env)
     assert run.code == 0, run.stdout
+
+
+def test_ca_file_verifies_the_registrys_tls(
+    public: str, signed: SignedSample, tmp_path: Path
+) -> None:
+    """The real registry behind a TLS relay whose certificate comes from a throw-away CA."""
+    upstream, repository = public.split("/", 1)
+    with tls_relay(tmp_path / "tls", upstream) as relay:
+        config = tmp_path / "auditor.yaml"
+        config.write_text(f"registries:\n  - url: https://{relay.host}\n    repositories: [x]\n")
+        target = f"{relay.host}/{repository}:v1-single"
+        base: list[str | Path] = ["audit", "now", target, *trust(signed), "--format", "json",
+                                  "-c", config]
+        untrusted = run_auditor(base, cwd=tmp_path)
+        assert untrusted.code == 3
+        assert untrusted.report["targets"][0]["error_category"] == "tls"
+        trusted = run_auditor([*base, "--ca-file", relay.ca_file], cwd=tmp_path)
+        assert trusted.code == 0, trusted.stdout
+        assert statuses(trusted) == ["compliant"]
