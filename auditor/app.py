@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, replace
@@ -36,7 +37,7 @@ from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError, UsageError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, Platform, RunInfo, TargetResult
+from auditor.model import AuditReport, Platform, ReportNote, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import (
@@ -51,6 +52,7 @@ from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
 from auditor.registry.credentials import docker_credentials, stored_logins_path
 from auditor.registry.retry import RegistryHealth, RetryPolicy
+from auditor.registry.runcache import RunCache, run_cache
 from auditor.registry.secret import Secret
 from auditor.registry.transport import scheme_for
 from auditor.runflags import RunFlags
@@ -60,7 +62,7 @@ from auditor.source import ManifestSource
 from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
 from auditor.state.naming import registry_source
 from auditor.state.store import Store
-from auditor.targets import Expander
+from auditor.targets import Expander, glob_can_match_a_repository, is_glob
 from auditor.verdicts import MemoryVerdictCache, VerdictCache
 
 
@@ -73,6 +75,9 @@ class AppOptions:
     require: str | None = None
     # ``--platform``: overrides every coverage rule's platforms for the run.
     platforms: tuple[Platform, ...] | None = None
+    # ``--scope``: the trust policy scope of the oci-layout: TARGETs (notation's
+    # ``verify --oci-layout --scope``).
+    layout_scope: str | None = None
     config_path: Path | None = None  # the file the config came from, for the report
 
 
@@ -188,18 +193,37 @@ def build_verifier(config: AuditorConfig, options: AppOptions) -> Verifier | Non
         crl_timeout=timeout,
         max_fetches=config.limits.max_revocation_fetches,
     )
-    verifier = Verifier(
-        trust.policy,
-        trust.store_path,
-        revocation=revocation,
-    )
-    # Load every store the policy names now: a broken store is a config error before the run,
-    # not a surprise halfway through it.
-    for statement in trust.policy.statements:
-        if not statement.is_skip:
-            for ref in statement.trust_stores:
+    # Trust stores are read when a signature under a statement first needs them, as notation
+    # loads only the applicable statement's stores: a broken store named by a statement no
+    # audited target falls under does not stop the run, and makes the signatures of the
+    # targets that do fall under it ``error`` (naming the store). `config check` reads them
+    # all (trust_store_problems).
+    return Verifier(trust.policy, trust.store_path, revocation=revocation)
+
+
+def trust_store_problems(verifier: Verifier) -> tuple[list[str], list[str]]:
+    """Every trust store the policy names, read now: (problems, warnings).
+
+    A broken store named by a ``*`` statement fails every audit there could be: a problem. One
+    named by a scoped statement only fails the targets under that statement: a warning.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    source = verifier.policy.source
+    for statement in verifier.policy.statements:
+        for ref in statement.trust_stores:
+            try:
                 verifier.trust_store.certificates(ref)
-    return verifier
+            except ConfigError as exc:
+                if statement.is_global:
+                    problems.append(f"{source}: statement {statement.name!r}: {exc}")
+                else:
+                    scopes = ", ".join(statement.registry_scopes)
+                    warnings.append(
+                        f"{source}: statement {statement.name!r} ({scopes}): {exc}; "
+                        "signatures of targets under this statement will be errors"
+                    )
+    return problems, warnings
 
 
 async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
@@ -235,6 +259,20 @@ def trust_hash(config: AuditorConfig, options: AppOptions) -> str:
 ResponseHook = Callable[[httpx.Response], None]
 
 
+def _ca_context(ca_file: Path) -> ssl.SSLContext:
+    """The system's trust plus ``ca_file`` (a registry's private CA, PEM); a file that is not
+    there or holds no certificate is a config error naming it, not a TLS failure later."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"ca_file {ca_file}: cannot be read as PEM CA certificates ({detail})"
+        ) from None
+    return context
+
+
 class App:
     """Owns the run's resources; use as ``async with App(config) as app``.
 
@@ -264,6 +302,7 @@ class App:
         self._registries: dict[str, RegistryClient] = {}
         self._sources: dict[str, ManifestSource] = {}
         self._layouts: dict[Path, OciLayoutSource] = {}
+        self._notes: list[ReportNote] = []
         self._verifier = build_verifier(config, self.options)
         self.trust_hash = trust_hash(config, self.options)
         limits = config.limits
@@ -375,7 +414,9 @@ class App:
         ca_file = str(registry.ca_file) if registry and registry.ca_file else None
         key = (insecure, ca_file)
         if key not in self._http:
-            verify: bool | str = False if insecure else (ca_file or True)
+            verify: bool | ssl.SSLContext = (
+                False if insecure else _ca_context(Path(ca_file)) if ca_file else True
+            )
             hook = self._on_response
 
             async def observe(response: httpx.Response) -> None:
@@ -437,19 +478,23 @@ class App:
             )
         return self._layouts[key]
 
+    def _expander(self) -> Expander:
+        """Expanders of one run share its notes (what the expansion left out)."""
+        return Expander(self, self.config, self.options.layout_scope, self._notes)
+
     async def targets(self, references: Sequence[str]) -> list[AuditTarget | TargetResult]:
         """Pinned targets for the given references, or for the config when there are none."""
-        expander = Expander(self, self.config)
+        expander = self._expander()
         if references:
             return await expander.from_arguments(references)
         return await expander.from_config()
 
     async def registry_targets(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
         """Pinned targets of one configured registry (the daemon schedules registries apart)."""
-        return await Expander(self, self.config).from_registry(registry)
+        return await self._expander().from_registry(registry)
 
     async def layout_targets(self, layout: LayoutConfig) -> list[AuditTarget | TargetResult]:
-        return await Expander(self, self.config).from_layout(layout)
+        return await self._expander().from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
         """One run of ``audit now``: the given references, or the whole config."""
@@ -462,10 +507,23 @@ class App:
         """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
 
         Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
-        registry marked down in an earlier run is asked again (down lasts one run).
+        registry marked down in an earlier run is asked again (down lasts one run). Each
+        registry answer is fetched once per run (auditor/registry/runcache.py): the cache
+        lives exactly as long as this call.
         """
         for client in self._registries.values():
             client.transport.health.new_run()
+        self._notes = []
+        cache = RunCache(self.config.limits.run_cache_bytes)
+        try:
+            with run_cache(cache):
+                return await self._run(targets, what)
+        finally:
+            await cache.close()
+
+    async def _run(
+        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
+    ) -> AuditReport:
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
@@ -480,10 +538,13 @@ class App:
                 category=ErrorCategory.TIMEOUT,
             )
             return AuditReport(
-                generated_at=datetime.now(UTC), targets=(failed,), info=self.run_info()
+                generated_at=datetime.now(UTC),
+                targets=(failed,),
+                info=self.run_info(),
+                notes=tuple(self._notes),
             )
         report = await self.auditor.run(listed, deadline_at=deadline_at)
-        return replace(report, info=self.run_info())
+        return replace(report, info=self.run_info(), notes=tuple(self._notes))
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:
@@ -528,6 +589,11 @@ def check_configuration(
         except ConfigError as exc:
             problems.append(str(exc))
     for i, registry in enumerate(config.registries):
+        if registry.ca_file is not None:
+            try:
+                _ca_context(registry.ca_file)
+            except ConfigError as exc:
+                problems.append(f"{source}: registries[{i}].{exc}")
         if registry.auth is not None:
             try:
                 registry.auth.resolve(environment(), f"registries[{i}].auth")
@@ -551,6 +617,7 @@ def check_configuration(
         problems.extend(str(exc).splitlines())
     else:
         if verifier is not None:
+            problems.extend(trust_store_problems(verifier)[0])
             verifier.close()
     return problems
 
@@ -561,7 +628,8 @@ def configuration_warnings(
     """What is valid but probably not meant: ``config check`` says it instead of "OK".
 
     An empty config file; no trust policy anywhere (every signature would be reported
-    ``unverified``), naming where it looked; waivers that have already expired.
+    ``unverified``), naming where it looked; a repository glob no repository name can match;
+    waivers that have already expired.
     """
     warnings: list[str] = []
     path = config_path or Path(DEFAULT_CONFIG_NAME)
@@ -581,6 +649,22 @@ def configuration_warnings(
             "will be reported unverified, never signed. Give one with --trust-policy FILE or "
             "trust.policy (notation's trustpolicy.json format)"
         )
+    else:
+        try:
+            verifier = build_verifier(config, AppOptions(trust_policy, trust_store))
+        except AuditorError:
+            verifier = None  # check_configuration reports why
+        if verifier is not None:
+            warnings.extend(trust_store_problems(verifier)[1])
+            verifier.close()
+    for i, registry in enumerate(config.registries):
+        for j, pattern in enumerate(registry.repositories):
+            if is_glob(pattern) and not glob_can_match_a_repository(pattern):
+                warnings.append(
+                    f"{path}: registries[{i}].repositories[{j}]: glob {pattern!r} can match "
+                    "no repository (names are lowercase letters, digits and . _ - /): nothing "
+                    "would be audited for it"
+                )
     now = datetime.now(UTC)
     for i, waiver in enumerate(config.waivers):
         if waiver.expires_at() <= now:

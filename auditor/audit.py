@@ -48,15 +48,30 @@ RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline
 
 @dataclass(frozen=True)
 class AuditTarget:
-    """One pinned thing to audit: a tag or digest in one repository of one source."""
+    """One pinned thing to audit: a tag or digest in one repository of one source.
+
+    ``policy_scope`` is the trust policy scope an OCI layout is verified under (notation's
+    ``verify --oci-layout --scope local/NAME``, or a config layout's ``scope:``); without it
+    a target's scope is its ``host/repository`` (``oci-layout:PATH`` for a layout, which only
+    a ``*`` statement matches).
+    """
 
     reference: Reference
     source: ManifestSource
     repository: str
+    policy_scope: str | None = None
 
     @property
     def scope(self) -> str:
-        return self.reference.scope
+        """What trust policy statements, cosign rules and the verdict cache key go by."""
+        return self.policy_scope or self.reference.scope
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """Every name a coverage rule may match: the policy scope, then the reference's."""
+        if self.policy_scope is None:
+            return (self.reference.scope,)
+        return (self.policy_scope, self.reference.scope)
 
     @property
     def ref(self) -> str:
@@ -174,7 +189,7 @@ class Auditor:
         """One target within the per-target deadline (and ``deadline_at``, the run's)."""
         display = str(target.reference)
         rule = select_rule(
-            self.rules, target.scope, require=self.require, platforms=self.platforms
+            self.rules, target.scopes, require=self.require, platforms=self.platforms
         )
         loop = asyncio.get_running_loop()
         own = loop.time() + self.settings.target_deadline

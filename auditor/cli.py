@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "goes to stderr)")
     now.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
     now.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
+    now.add_argument("--scope", metavar="SCOPE",
+                     help="trust policy scope of the oci-layout: TARGETs, such as "
+                          "local/NAME (as notation verify --oci-layout --scope); without it "
+                          "only a '*' statement applies to a layout")
     now.add_argument("--require", choices=[r.value for r in Require],
                      help="override the coverage rule's requirement for every target")
     now.add_argument("--sarif-category", metavar="NAME",
@@ -158,6 +162,25 @@ def output_path(text: str | None) -> Path | None:
     return path
 
 
+def layout_scope(scope: str | None, targets: Sequence[str]) -> str | None:
+    """``--scope``, checked as notation checks it: a registry scope (``local/NAME``), and only
+    with ``oci-layout:`` TARGETs (notation requires ``--oci-layout`` with ``--scope``)."""
+    if scope is None:
+        return None
+    from auditor.notary.trustpolicy import layout_scope_problem
+    from auditor.oci.reference import LAYOUT_PREFIX
+
+    if (problem := layout_scope_problem(scope)) is not None:
+        raise UsageError(f"--scope: {problem}")
+    if not targets or not all(t.strip().startswith(LAYOUT_PREFIX) for t in targets):
+        raise UsageError(
+            "--scope applies to oci-layout: TARGETs only (as notation verify --oci-layout "
+            "--scope); a registry image's scope is its host/repository, and a configured "
+            "layout takes scope: in the config"
+        )
+    return scope
+
+
 def _run_audit_now(
     args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: BinaryIO | None
 ) -> int:
@@ -169,6 +192,7 @@ def _run_audit_now(
     output = output_path(args.output)
     flags = runflags.read_flags(args, stdin, os.environ)
     config, config_path = load_config(args.config)
+    scope = layout_scope(args.scope, args.targets)
     if not args.targets and not config.registries and not config.layouts:
         raise UsageError(
             "auditor audit now: nothing to audit: give TARGETs or a config with registries/layouts"
@@ -179,6 +203,7 @@ def _run_audit_now(
         trust_store=args.trust_store,
         require=args.require,
         platforms=flags.platforms,
+        layout_scope=scope,
         config_path=config_path,
     )
     verbose = VerboseLog(stderr) if args.verbose else None

@@ -31,6 +31,7 @@ from pydantic import (
 from auditor.coverage import AttestationPolicy, CoverageRule, FindingKind, Require
 from auditor.errors import ConfigError
 from auditor.model import Platform
+from auditor.notary.trustpolicy import layout_scope_problem
 from auditor.oci.graph import GraphLimits
 from auditor.oci.reference import is_loopback
 from auditor.waivers import Waiver
@@ -43,8 +44,9 @@ class _Strict(BaseModel):
 
 
 class TagFilter(_Strict):
-    """Which tags of a repository to audit: globs, newest-first order is not known, so ``limit`` is
-    applied after sorting tags by name (stable, reproducible)."""
+    """Which tags of a repository to audit: globs, then at most ``limit`` of them: past it, the
+    newest are kept (semantic-version order, then name; see targets.choose_tags) and the report
+    says how many were left out."""
 
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
@@ -158,6 +160,16 @@ class LayoutConfig(_Strict):
 
     path: Path
     tags: TagFilter = Field(default_factory=TagFilter)
+    # The trust policy scope the layout is verified under, as ``notation verify --oci-layout
+    # --scope local/NAME``; without it only a ``*`` statement applies to the layout.
+    scope: str | None = None
+
+    @field_validator("scope")
+    @classmethod
+    def _check_scope(cls, value: str | None) -> str | None:
+        if value is not None and (problem := layout_scope_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
 
 class TrustConfig(_Strict):
@@ -356,6 +368,9 @@ class LimitsConfig(_Strict):
     max_repositories: int = Field(default=10_000, ge=1, le=1_000_000)
     # OCSP / CRL requests per run (URLs taken from signed material).
     max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
+    # Registry answers kept for the rest of a run so each is fetched once per run
+    # (auditor/registry/runcache.py); past it the least recently used are dropped. 0: none kept.
+    run_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=16 * 1024 * 1024 * 1024)
 
     def graph_limits(self) -> GraphLimits:
         """The bounds the crawler and the graph builder enforce."""
@@ -553,6 +568,14 @@ class AuditorConfig(_Strict):
         for registry in self.registries:
             if registry.host == host:
                 return registry
+        return None
+
+    def layout_for(self, path: Path) -> LayoutConfig | None:
+        """The configured layout at ``path`` (compared resolved), if any."""
+        wanted = path.resolve()
+        for layout in self.layouts:
+            if layout.path.resolve() == wanted:
+                return layout
         return None
 
 

@@ -65,6 +65,13 @@ class RegistryError(AuditorError):
     """Talking to a registry (or reading a layout) failed."""
 
 
+class TlsError(RegistryError):
+    """The TLS handshake with a registry failed (an untrusted certificate, a protocol
+    mismatch): not retried, since it fails the same way every time; the message names the fix."""
+
+    category = ErrorCategory.TLS
+
+
 class AuthError(RegistryError):
     """The registry refused our credentials or we could not obtain a token."""
 

@@ -56,6 +56,7 @@ def registry_config(
     notifications: Mapping[str, Any] | None = None,
     *,
     access_log: bool = False,
+    tls: tuple[Path, Path] | None = None,
 ) -> str:
     """distribution's config (JSON is YAML): filesystem storage in ``workdir``, deletes on;
     ``notifications`` is its ``notifications:`` section (where it posts push events).
@@ -70,6 +71,9 @@ def registry_config(
         },
         "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
     }
+    if tls is not None:
+        # (certificate, key) PEM files: the registry serves https only on its port.
+        config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
     if auth:
         config["auth"] = dict(auth)
     if notifications:
@@ -84,7 +88,9 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
             tail = log.read_text(errors="replace")[-2000:]
             raise RegistryStartError(f"docker-registry exited early: {tail}")
         try:
-            httpx.get(f"{url}/v2/", timeout=1.0)
+            # Readiness of the process we just started on loopback: its certificate is the
+            # test's to check, not this probe's.
+            httpx.get(f"{url}/v2/", timeout=1.0, verify=False)  # noqa: S501
         except httpx.TransportError:
             time.sleep(0.05)
             continue
@@ -99,6 +105,7 @@ def local_registry(
     notifications: Mapping[str, Any] | None = None,
     *,
     access_log: bool = False,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[LocalRegistry]:
     """Run a registry whose config, storage and log live in ``workdir``; stop it on exit."""
     binary = binary_path()
@@ -110,10 +117,10 @@ def local_registry(
     port = free_port()
     config_path = workdir / "config.yml"
     config_path.write_text(
-        registry_config(workdir, port, auth, notifications, access_log=access_log)
+        registry_config(workdir, port, auth, notifications, access_log=access_log, tls=tls)
     )
     log_path = workdir / "registry.log"
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT

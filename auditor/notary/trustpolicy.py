@@ -161,6 +161,25 @@ def valid_scope(scope: str) -> bool:
     return bool(sep and _DOMAIN.match(domain) and _REPOSITORY.match(repository))
 
 
+LOCAL_SCOPE_EXAMPLE = "local/myOCILayout"
+
+
+def layout_scope_problem(scope: str) -> str | None:
+    """Why ``scope`` cannot name an OCI layout's trust policy scope, or None.
+
+    notation (``verify --oci-layout --scope``) verifies a layout as ``SCOPE@DIGEST`` and
+    requires SCOPE to be a registry scope as a policy statement writes it; ``*`` would make
+    every statement's exact scope unreachable, so it is refused too.
+    """
+    if valid_scope(scope):
+        return None
+    return (
+        f"scope {_q(scope)} is not a valid trust policy scope: give a fully qualified "
+        f"repository without scheme, tag or wildcard, such as {LOCAL_SCOPE_EXAMPLE} (as "
+        "notation verify --oci-layout --scope)"
+    )
+
+
 def _q(text: object) -> str:
     return json.dumps(text) if isinstance(text, str) else repr(text)
 

@@ -5,7 +5,9 @@ notation apply, so a store notation refuses is refused here: the named store mus
 directory (no symlinks), every entry a regular file with at least one certificate, every
 certificate a CA or self-signed, TSA certificates self-issued roots, and the store not empty.
 Any violation is a ConfigError: a broken trust store is a configuration problem, never a
-reason to call a signature valid or invalid.
+reason to call a signature valid or invalid. Stores are read when a signature first needs
+them, so a broken store only matters to the statement that names it (the verifier makes it
+an ``error`` verdict there).
 """
 
 from __future__ import annotations
@@ -94,18 +96,25 @@ class TrustStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._cache: dict[TrustStoreRef, tuple[x509.Certificate, ...]] = {}
+        self._cache: dict[TrustStoreRef, tuple[x509.Certificate, ...] | ConfigError] = {}
         self._lock = threading.Lock()
 
     def certificates(self, ref: TrustStoreRef) -> tuple[x509.Certificate, ...]:
+        """The store's certificates, read on first use (as notation reads only the stores
+        of the statement that applies); a broken store raises the same ConfigError each
+        time it is asked for, without being read again."""
         with self._lock:
             cached = self._cache.get(ref)
-        if cached is not None:
-            return cached
-        certs = self._load(ref)
-        with self._lock:
-            self._cache[ref] = certs
-        return certs
+        if cached is None:
+            try:
+                cached = self._load(ref)
+            except ConfigError as exc:
+                cached = exc
+            with self._lock:
+                self._cache[ref] = cached
+        if isinstance(cached, ConfigError):
+            raise ConfigError(cached.message)
+        return cached
 
     def _load(self, ref: TrustStoreRef) -> tuple[x509.Certificate, ...]:
         label = f'the trust store "{ref.name}" of type "{ref.type.value}"'

@@ -9,7 +9,10 @@ the statement's level and ``override`` say; integrity is always enforced. A logg
 becomes a warning in notation's wording; an enforced one ends verification as ``invalid``,
 except when the answer could not be obtained (revocation status unknown), which is ``error``.
 
-Bad trust-store configuration is a ConfigError (it would fail every signature alike).
+A trust store the statement names that is missing or broken is read only when a signature
+under that statement needs it (as notation reads only the applicable statement's stores); it
+is then an inconclusive authenticity (or timestamp) result, as in notation: ``error`` when the
+level enforces it, a warning when it only logs it, naming the store and the statement.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ _UNCHECKABLE: tuple[type[Exception], ...] = (AuditorError, *CERTIFICATE_ERRORS)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _store_failure(statement: TrustPolicyStatement, exc: ConfigError) -> str:
+    """notation's words for a trust store it could not load, plus the statement naming it."""
+    return f"error while loading the trust store, {exc} (trust policy statement {statement.name!r})"
 
 
 class _Stop(Exception):
@@ -126,8 +134,7 @@ class Verifier:
     ) -> SignatureResult:
         """The verdict on one signature manifest attached to ``subject`` in repository ``scope``.
 
-        Raises ConfigError only for trust-store problems; everything about the signature itself
-        is a SignatureResult.
+        Everything is a SignatureResult, a missing or broken trust store of the statement too.
         """
         layer_type = signature_manifest.layers[0].media_type if signature_manifest.layers else ""
         fmt = ENVELOPE_FORMATS.get(layer_type, "notation")
@@ -157,8 +164,6 @@ class Verifier:
             self._run(run, subject, signature_manifest, envelope_bytes)
         except _Stop as stop:
             return self._result(run, signature_digest, fmt, stop)
-        except ConfigError:
-            raise
         except _UNCHECKABLE as exc:
             unchecked = _Stop(
                 Validation.INTEGRITY,
@@ -241,7 +246,17 @@ class Verifier:
                 f"{store_type.value!r}, needed for signing scheme {envelope.signing_scheme.value}",
             )
         else:
-            trusted = [cert for ref in refs for cert in self.trust_store.certificates(ref)]
+            try:
+                trusted = [cert for ref in refs for cert in self.trust_store.certificates(ref)]
+            except ConfigError as exc:
+                # notation: an inconclusive authenticity result, enforced or logged as the
+                # level says; the identity check is not reached.
+                run.fail(
+                    Validation.AUTHENTICITY,
+                    _store_failure(statement, exc),
+                    status=SignatureStatus.ERROR,
+                )
+                return
             if chains.find_trust_anchor(envelope.certificate_chain, trusted) is None:
                 run.fail(Validation.AUTHENTICITY, chains.NO_TRUSTED_CERT)
             else:
@@ -284,7 +299,15 @@ class Verifier:
             if (err := chains.check_valid_at(certs, now)) is not None:
                 run.fail(Validation.AUTHENTIC_TIMESTAMP, err)
             return
-        roots = [cert for ref in tsa_refs for cert in self.trust_store.certificates(ref)]
+        try:
+            roots = [cert for ref in tsa_refs for cert in self.trust_store.certificates(ref)]
+        except ConfigError as exc:
+            run.fail(
+                Validation.AUTHENTIC_TIMESTAMP,
+                _store_failure(statement, exc),
+                status=SignatureStatus.ERROR,
+            )
+            return
         try:
             result = verify_timestamp(envelope, roots)
         except VerificationError as exc:

@@ -22,6 +22,7 @@ from auditor.registry import referrers
 from auditor.registry.auth import AuthProvider
 from auditor.registry.pagination import collect_pages
 from auditor.registry.retry import RegistryHealth, RetryPolicy
+from auditor.registry.runcache import ENTRY_OVERHEAD, cached
 from auditor.registry.transport import RegistryTransport, raise_for_status
 
 DEFAULT_PAGE_SIZE = 100
@@ -125,7 +126,18 @@ class RegistryClient:
         )
 
     async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
-        """Fetch, digest-check, then parse; the descriptor's digest is the checked one."""
+        """Fetch, digest-check, then parse; the descriptor's digest is the checked one.
+
+        Once per run (auditor/registry/runcache.py): the expansion's read of a fallback tag
+        answers the crawl's lookup of it, and a node two tags share is fetched once.
+        """
+        return await cached(
+            ("manifest", self.name, repository, reference),
+            lambda: self._get_manifest(repository, reference),
+            lambda fetched: len(fetched.raw),
+        )
+
+    async def _get_manifest(self, repository: str, reference: str) -> FetchedManifest:
         what = self._what(repository, reference)
         reply = await self.transport.request(
             "GET",
@@ -161,6 +173,14 @@ class RegistryClient:
         what = self._what(repository, digest)
         if not is_valid_digest(digest):
             raise MalformedContent(f"{what}: {digest!r} is not a valid digest")
+        # Keyed by the limit too: an answer read under a larger limit must not pass a smaller.
+        return await cached(
+            ("blob", self.name, repository, digest, str(max_bytes)),
+            lambda: self._get_blob(repository, digest, max_bytes, what),
+            len,
+        )
+
+    async def _get_blob(self, repository: str, digest: str, max_bytes: int, what: str) -> bytes:
         reply = await self.transport.request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
@@ -178,6 +198,16 @@ class RegistryClient:
         what = f"{self._what(repository, digest)} referrers"
         if not is_valid_digest(digest):
             raise MalformedContent(f"{what}: {digest!r} is not a valid digest")
+        found = await cached(
+            ("referrers", self.name, repository, digest, artifact_type or ""),
+            lambda: self._get_referrers(repository, digest, artifact_type, what),
+            lambda found: ENTRY_OVERHEAD * len(found),
+        )
+        return list(found)
+
+    async def _get_referrers(
+        self, repository: str, digest: str, artifact_type: str | None, what: str
+    ) -> tuple[Descriptor, ...]:
         if self.referrers_api is not False:
             found = await referrers.from_api(
                 self.transport,
@@ -190,9 +220,9 @@ class RegistryClient:
             )
             if found is not None:
                 self.referrers_api = True
-                return found
+                return tuple(found)
             self.referrers_api = False
-        return await referrers.from_fallback_tag(
+        found = await referrers.from_fallback_tag(
             self._fetch_manifest,
             repository,
             digest,
@@ -200,6 +230,7 @@ class RegistryClient:
             what=what,
             max_items=self.max_referrers,
         )
+        return tuple(found)
 
     async def _fetch_manifest(self, repository: str, reference: str) -> Manifest:
         return (await self.get_manifest(repository, reference)).manifest

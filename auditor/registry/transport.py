@@ -6,25 +6,97 @@ mid-body is retried like any other transport error. Redirects are followed by ha
 credentials rule of the README's security section: the Authorization header only ever goes to
 the registry's own origin (scheme, host and port), a 401 from any other origin (a redirect
 target) is never answered, and https is never followed to plain http.
+
+TLS failures are not retried (they fail the same way every time) and become a TlsError that
+names the fix. A loopback registry may speak the other scheme than the one configured or
+defaulted (plain http for loopback): when its answer says so (Go's and nginx's "HTTP request
+to an HTTPS server" 400, a TLS record where an HTTP answer was due, or the reverse), the other
+scheme is tried once and kept for the rest of the run if it answers, as Docker and containerd
+do for localhost. Never beyond loopback: there a scheme change is a downgrade to refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 
 import httpx
 
 from auditor.config import DEFAULT_LIMITS
-from auditor.errors import AuthError, ErrorCategory, NotFound, RateLimited, RegistryError
+from auditor.errors import (
+    AuthError,
+    ErrorCategory,
+    NotFound,
+    RateLimited,
+    RegistryError,
+    TlsError,
+)
 from auditor.oci.reference import is_loopback
 from auditor.registry.auth import AuthProvider
-from auditor.registry.exchange import DeadlineExceeded, Reply, exchange, join_url, origin
+from auditor.registry.exchange import (
+    ERROR_BODY_LIMIT,
+    DeadlineExceeded,
+    Reply,
+    exchange,
+    join_url,
+    origin,
+)
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# What a TLS server answers to a plain http request: Go's net/http (distribution, zot,
+# Harbor's core) and nginx.
+_PLAIN_TO_TLS_ANSWERS = (
+    b"Client sent an HTTP request to an HTTPS server",
+    b"The plain HTTP request was sent to HTTPS port",
+)
+# OpenSSL's reasons when the peer of a TLS client answers in plain text.
+_PLAIN_PEER_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+     "UNKNOWN_PROTOCOL"}
+)
+_TLS_FIX = (
+    "give the registry's CA certificate with ca_file: in its registries entry of the config "
+    "(or --ca-file FILE), or, for a registry you control, set insecure: true (or "
+    "--insecure-registry) to skip verification"
+)
+
+
+def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind an httpx transport error, if a TLS failure caused it."""
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return None
+        if isinstance(current, ssl.SSLError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def tls_error(exc: ssl.SSLError, host: str, what: str) -> TlsError:
+    """A TLS failure as one line naming the fix."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or exc.reason or "certificate verify failed"
+        return TlsError(
+            f"{what}: TLS: the certificate of {host} is not trusted ({detail}); {_TLS_FIX}"
+        )
+    detail = exc.reason or type(exc).__name__
+    if detail in _PLAIN_PEER_REASONS:
+        return TlsError(
+            f"{what}: TLS: {host} does not speak TLS on this port ({detail}); use an http:// "
+            "url with insecure: true in its registries entry (or --insecure-registry) if the "
+            "registry really serves plain http"
+        )
+    return TlsError(f"{what}: TLS handshake with {host} failed ({detail}); {_TLS_FIX}")
+
+
+def _answers_like_tls_server(reply: Reply) -> bool:
+    """A plain http request answered as a TLS server answers it."""
+    return reply.status == 400 and any(text in reply.body for text in _PLAIN_TO_TLS_ANSWERS)
 
 
 def scheme_for(host: str, insecure: bool) -> str:
@@ -102,6 +174,10 @@ class RegistryTransport:
         # A configured URL's scheme wins; otherwise loopback and insecure mean plain http.
         self.base_url = httpx.URL(f"{scheme or scheme_for(host, insecure)}://{host}")
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        # Only a loopback registry may turn out to speak the other scheme (see the module
+        # docstring); once tried, the answer stands for the transport's life.
+        self._scheme_settled = not is_loopback(host)
+        self._scheme_lock = asyncio.Lock()
 
     def url(self, path: str) -> httpx.URL:
         """Resolve a path or a (Link/Location) URL against the registry, same origin only."""
@@ -192,11 +268,25 @@ class RegistryTransport:
         attempts = 0
 
         async def attempt() -> Reply:
-            nonlocal attempts
+            nonlocal attempts, url
             attempts += 1
             async with self._semaphore:
                 self.health.check(what)
-                return await self._send_following(
+                try:
+                    reply = await self._send_tls_checked(
+                        method, url, headers, content, authorization, limit, what
+                    )
+                except httpx.TransportError as exc:
+                    if not await self._other_scheme_answers(url, error=exc):
+                        cause = ssl_cause(exc)
+                        if cause is not None:
+                            raise tls_error(cause, url.host, what) from None
+                        raise
+                else:
+                    if not await self._other_scheme_answers(url, reply=reply):
+                        return reply
+                url = self._rebased(url)
+                return await self._send_tls_checked(
                     method, url, headers, content, authorization, limit, what
                 )
 
@@ -208,7 +298,7 @@ class RegistryTransport:
             self.health.failed(str(exc), exc.category)
             raise
         except RegistryError as exc:
-            if type(exc) is RegistryError:  # transport errors after retries
+            if type(exc) in (RegistryError, TlsError):  # transport errors after retries
                 self.health.failed(str(exc), exc.category)
             raise
         if reply.status == 429:
@@ -220,6 +310,94 @@ class RegistryTransport:
             raise RegistryError(message)
         self.health.succeeded()
         return reply
+
+    async def _send_tls_checked(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+        authorization: str | None,
+        limit: int,
+        what: str,
+    ) -> Reply:
+        """One send (redirects followed); a TLS failure becomes a TlsError, which the retry
+        loop does not retry, unless it may mean a loopback registry speaks plain http (the
+        caller decides that first)."""
+        try:
+            return await self._send_following(
+                method, url, headers, content, authorization, limit, what
+            )
+        except httpx.TransportError as exc:
+            cause = ssl_cause(exc)
+            if cause is None or self._may_switch(url, exc):
+                raise
+            raise tls_error(cause, url.host, what) from None
+
+    def _may_switch(self, url: httpx.URL, exc: httpx.TransportError | None) -> bool:
+        """Whether this failure may mean the registry speaks the other scheme (loopback only,
+        once, for requests to its own origin)."""
+        if self._scheme_settled or not self.same_origin(url):
+            return False
+        # Plain http to a TLS server is recognised by its answer (a 400, checked on the reply),
+        # never by a cut connection: that is retried as the transport error it is.
+        cause = ssl_cause(exc) if exc is not None and url.scheme == "https" else None
+        return cause is not None and (cause.reason or "") in _PLAIN_PEER_REASONS
+
+    def _rebased(self, url: httpx.URL) -> httpx.URL:
+        """``url`` on the registry's (possibly switched) scheme."""
+        if (url.host, url.port) == (self.base_url.host, self.base_url.port):
+            return url.copy_with(scheme=self.base_url.scheme)
+        return url
+
+    async def _other_scheme_answers(
+        self,
+        url: httpx.URL,
+        *,
+        error: httpx.TransportError | None = None,
+        reply: Reply | None = None,
+    ) -> bool:
+        """True when the loopback registry speaks the other scheme, now ``base_url``'s.
+
+        Asked only when the answer (``reply``) or failure (``error``) says the scheme is
+        wrong; the other scheme is probed once with ``GET /v2/``: any HTTP answer, or for
+        https a handshake that fails on the server's certificate (it does speak TLS; the
+        resend then says how to trust it), settles it.
+        """
+        if reply is not None:
+            if self._scheme_settled or url.scheme != "http" or not self.same_origin(url):
+                return False
+            if not _answers_like_tls_server(reply):
+                return False
+        elif not self._may_switch(url, error):
+            return False
+        async with self._scheme_lock:
+            if not self.same_origin(url):
+                return True  # another request switched meanwhile
+            if self._scheme_settled:
+                return False
+            self._scheme_settled = True
+            other = "https" if url.scheme == "http" else "http"
+            probe_url = self.base_url.copy_with(scheme=other, path="/v2/")
+            try:
+                await exchange(
+                    self.http,
+                    "GET",
+                    probe_url,
+                    what=f"{self.host}: probing {other}",
+                    limit=ERROR_BODY_LIMIT,
+                    deadline=self.request_deadline,
+                )
+            except httpx.TransportError as exc:
+                # The handshake got as far as the server's certificate: it speaks TLS.
+                if other != "https" or not isinstance(
+                    ssl_cause(exc), ssl.SSLCertVerificationError
+                ):
+                    return False
+            except RegistryError:
+                return False
+            self.base_url = self.base_url.copy_with(scheme=other)
+            return True
 
     async def _send_following(
         self,

@@ -22,8 +22,9 @@ import yaml
 from auditor.runinfo import directory_sha256
 from tests.support.binary import run_auditor
 from tests.support.hostile import Request, Response, ScriptedRegistry, hostile_server
-from tests.support.registry_server import RunningRegistry
+from tests.support.registry_server import RunningRegistry, registry_server
 from tests.support.scenarios import build_signed_sample, push
+from tests.support.tls import make_server_pki
 
 FAST = {"retry_attempts": 1, "request_deadline_seconds": 2, "timeout_seconds": 2}
 
@@ -78,15 +79,27 @@ def test_refused_connection_is_connect(root: Path) -> None:
     assert _categories(root, target) == ("connect", "connect", "connect")
 
 
-def test_tls_to_a_plain_http_port_is_tls(root: Path, registry: RunningRegistry) -> None:
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """The real registry serving https with a certificate of a CA nobody trusts here."""
+    pki = make_server_pki(tmp_path_factory.mktemp("untrusted-pki"))
+    with registry_server(
+        tmp_path_factory.mktemp("tls-registry"), tls=(pki.certificate, pki.key)
+    ) as running:
+        yield running
+
+
+def test_an_untrusted_certificate_is_tls(root: Path, tls_registry: RunningRegistry) -> None:
+    # (https to a loopback port that serves plain http is no failure any more: the auditor
+    # reaches it over http, as Docker does for localhost; tests/integration/test_registry_tls.py)
     _write_config(
         root,
         {
             "limits": FAST,
-            "registries": [{"url": f"https://{registry.host}", "repositories": ["team/app"]}],
+            "registries": [{"url": tls_registry.url, "repositories": ["team/app"]}],
         },
     )
-    assert _categories(root, f"{registry.host}/team/app:1") == ("tls", "tls", "tls")
+    assert _categories(root, f"{tls_registry.host}/team/app:1") == ("tls", "tls", "tls")
 
 
 def test_refused_credentials_are_auth(root: Path, basic_auth_registry: RunningRegistry) -> None:

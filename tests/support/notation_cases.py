@@ -170,7 +170,9 @@ def agrees(case: Case, outcome: str, message: str, results: list[SignatureResult
       warning where it prints none);
     - pass (skipped) -> ``skipped``;
     - fail naming a validation -> ``invalid`` with that failed validation and notation's words;
-    - fail with a policy / trust-store message -> a configuration error carrying that message.
+    - fail with a policy message -> a configuration error carrying that message;
+    - fail with a trust store notation cannot load -> ``error`` (inconclusive authenticity)
+      carrying that message.
     """
     expected = case.raw["expected"]
     keywords = [k for k in case.raw["output_keywords"] if k != GENERIC]
@@ -201,6 +203,15 @@ def agrees(case: Case, outcome: str, message: str, results: list[SignatureResult
                 for k in keywords
                 if not VALIDATION_FAILED.match(k)
             ]
+        elif outcome == NodeStatus.ERROR.value and results:
+            # A trust store notation cannot load: notation-go's verifier reads the applicable
+            # statement's stores while verifying and reports an inconclusive authenticity
+            # result ("error while loading the trust store, ..."); ours is the same: `error`,
+            # failed validation authenticity, notation's wording in the reason.
+            got = {r.failed_validation for r in results}
+            if got != {"authenticity"}:
+                return f"expected an inconclusive authenticity result, got {got}: {message}"
+            texts = [r.reason for r in results]
         else:
             if outcome != CONFIG_ERROR:
                 return f"expected a configuration error, got {outcome}: {message}"

@@ -221,8 +221,10 @@ def registry_server(
     basic_auth: tuple[str, str] | None = None,
     token_server: TokenServer | None = None,
     notifications: dict[str, Any] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[RunningRegistry]:
-    """Start a registry in ``workdir`` (storage, config, log) and stop it on exit."""
+    """Start a registry in ``workdir`` (storage, config, log) and stop it on exit; with
+    ``tls`` (certificate and key PEM files) it serves https only."""
     workdir.mkdir(parents=True, exist_ok=True)
     auth: dict[str, Any] | None = None
     credentials: tuple[str | None, str | None] = (None, None)
@@ -244,7 +246,7 @@ def registry_server(
         }
         credentials = (token_server.username, token_server.password)
     try:
-        with local_registry(workdir, auth, notifications) as running:
+        with local_registry(workdir, auth, notifications, tls=tls) as running:
             yield RunningRegistry(
                 url=running.url,
                 host=running.host,

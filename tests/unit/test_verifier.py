@@ -312,9 +312,30 @@ def test_exact_scope_wins_and_no_statement_is_an_error(store: Path, pki: TestPKI
     )
 
 
-def test_missing_trust_store_is_a_config_error(store: Path, pki: TestPKI) -> None:
-    with pytest.raises(ConfigError, match='the trust store "nope" of type "ca" does not exist'):
-        _verify(_policy(stores=["ca:nope"]), store, _signed(pki))
+def test_missing_trust_store_is_an_error_verdict_naming_it(store: Path, pki: TestPKI) -> None:
+    """A store the applicable statement names but that is not there: the signature cannot be
+    checked (``error``, never ``invalid`` or ``valid``), and the reason names the store."""
+    result = _verify(_policy(stores=["ca:nope"]), store, _signed(pki))
+    assert result.status is SignatureStatus.ERROR
+    assert 'the trust store "nope" of type "ca" does not exist' in result.reason
+    assert "trust policy statement" in result.reason
+
+
+def test_a_broken_store_of_another_statement_is_never_read(store: Path, pki: TestPKI) -> None:
+    """notation loads the applicable statement's stores only: a missing store named by the
+    statement for another repository changes nothing here."""
+    statements = [
+        {"name": name, "registryScopes": [scope], "signatureVerification": {"level": "strict"},
+         "trustStores": [ref], "trustedIdentities": ["*"]}
+        for name, scope, ref in (("app", SCOPE, "ca:acme"),
+                                 ("other", "registry.example/other", "ca:nope"))
+    ]
+    policy = parse_trust_policy(json.dumps({"version": "1.0", "trustPolicies": statements}))
+    assert _verify(policy, store, _signed(pki)).status is SignatureStatus.VALID
+    other = _verify(policy, store, _signed(pki), scope="registry.example/other")
+    assert other.status is SignatureStatus.ERROR
+    assert "statement 'other'" in other.reason
+    assert '"nope"' in other.reason
 
 
 def _result(status: SignatureStatus, reason: str = "r") -> SignatureResult:

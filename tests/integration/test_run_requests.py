@@ -1,0 +1,123 @@
+"""Requests one run makes against the real docker-registry (distribution 2.8, no referrers API).
+
+The signed sample's tags share nodes (``v1-nested`` is an index whose one entry is ``v1``'s
+index, so both reach the same index, platforms, attestation and signatures), and its fallback
+tags are read twice by nature: once by the target expansion (is ``sha256-<hex>`` really a
+referrers index?) and once by the crawl (the node's referrers). Within one run each of those is
+fetched once (auditor/registry/runcache.py); requests are counted by the App's own response
+hook, every one of them, as the registry answered it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from auditor.app import App
+from auditor.config import parse_config
+from auditor.model import AuditReport
+from tests.support.registry_server import RunningRegistry
+from tests.support.scenarios import (
+    NOTATION_LAYOUTS,
+    SignedSample,
+    build_signed_sample,
+    isolate_environment,
+    push,
+)
+
+pytestmark = [
+    pytest.mark.registry,
+    pytest.mark.skipif(not NOTATION_LAYOUTS.is_dir(), reason="../shared/fixtures not present"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_environment(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> SignedSample:
+    return build_signed_sample(tmp_path_factory.mktemp("run-requests"))
+
+
+@pytest.fixture(scope="module")
+def repository(registry: RunningRegistry, signed: SignedSample) -> str:
+    name = f"it/run-requests-{uuid.uuid4().hex[:8]}"
+    pushed = push(registry.host, signed.path, name, update_fallback_tags=True)
+    assert pushed.fallback_tags  # the expansion will read them, and so will the crawl
+    return f"{registry.host}/{name}"
+
+
+def _config(signed: SignedSample, **limits: Any) -> Any:
+    return parse_config(
+        {
+            "trust": {"policy": str(signed.trust_policy), "store": str(signed.trust_store)},
+            "limits": limits,
+        },
+        "test",
+    )
+
+
+def _statuses(report: AuditReport) -> dict[str, list[tuple[str, str]]]:
+    return {
+        t.reference: sorted((n.node.digest, n.status.value) for n in t.nodes)
+        for t in report.targets
+    }
+
+
+async def _runs(
+    signed: SignedSample, repository: str, runs: int, **limits: Any
+) -> tuple[list[AuditReport], list[Counter[str]]]:
+    """``runs`` audits of the whole repository by one App; the requests of each run."""
+    seen: list[Counter[str]] = []
+
+    def count(response: httpx.Response) -> None:
+        seen[-1][f"{response.request.method} {response.request.url.path}"] += 1
+
+    reports = []
+    async with App(_config(signed, **limits), on_response=count) as app:
+        for _ in range(runs):
+            seen.append(Counter())
+            reports.append(await app.audit([repository]))
+    return reports, seen
+
+
+def test_each_manifest_tag_and_blob_is_fetched_once_per_run(
+    signed: SignedSample, repository: str
+) -> None:
+    (report,), (requests,) = asyncio.run(_runs(signed, repository, 1))
+    assert len(report.targets) == 3  # v1, v1-nested, v1-single; the fallback tags are not
+    repeated = {path: n for path, n in requests.items() if n > 1}
+    assert repeated == {}
+    fallback = [p for p in requests if "/manifests/sha256-" in p]
+    # Every fallback tag the push made is read, once, and only those (an unlisted node's
+    # fallback tag is known missing from the tag list: no request at all).
+    with_referrers = {d for d, sigs in signed.signatures.items() if sigs}
+    with_referrers.add(signed.sample.platforms["linux/ppc64le"].digest)  # its SBOM
+    assert len(fallback) == len(with_referrers)
+
+    # Without kept answers (only fetches in flight are shared) the same run repeats requests,
+    # and every verdict is the same.
+    (plain,), (uncached,) = asyncio.run(_runs(signed, repository, 1, run_cache_bytes=0))
+    assert _statuses(plain) == _statuses(report)
+    assert sum(uncached.values()) > sum(requests.values())
+    assert any(n > 1 for n in uncached.values())
+
+
+def test_the_cache_lives_for_one_run(signed: SignedSample, repository: str) -> None:
+    """A second run of the same App (the daemon's next run) asks the registry again for every
+    manifest, tag and referrers list: tags may point elsewhere by then. (Envelopes are not
+    fetched again: the App's verdict cache already holds their verdicts; nor is the referrers
+    API probed again: the client remembers this registry has none.)"""
+    reports, requests = asyncio.run(_runs(signed, repository, 2))
+    again = {p for p in requests[0] if "/blobs/" not in p and "/referrers/" not in p}
+    assert set(requests[1]) == again
+    assert max(requests[1].values()) == 1
+    assert _statuses(reports[1]) == _statuses(reports[0])
