@@ -9,16 +9,22 @@ second server: what a real registry cannot be made to do), --insecure-registry, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
+import ssl
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from auditor.registry.auth import AuthProvider
+from auditor.registry.client import RegistryClient
+from auditor.registry.push import push_layout
 from tests.support.binary import run_auditor, user_environment
 from tests.support.hostile import (
     Request,
@@ -27,9 +33,9 @@ from tests.support.hostile import (
     hostile_server,
     manifest_bytes,
 )
-from tests.support.registry_server import RunningRegistry
+from tests.support.registry_server import RunningRegistry, registry_server
 from tests.support.scenarios import CliRun, SignedSample, build_signed_sample, push
-from tests.support.tls_relay import tls_relay
+from tests.support.tls import ServerPki, make_server_pki
 
 SECRET = "Flag-s3cret-pw-7731"
 
@@ -380,20 +386,43 @@ def test_docker_config_from_DOCKER_CONFIG(
     assert run.code == 0, run.stdout
 
 
+@pytest.fixture(scope="module")
+def tls_image(
+    tmp_path_factory: pytest.TempPathFactory, signed: SignedSample
+) -> Iterator[tuple[str, ServerPki]]:
+    """The signed sample in a registry serving https only, its certificate from a throw-away
+    CA: ``host/repo`` and that PKI."""
+    pki = make_server_pki(tmp_path_factory.mktemp("flags-pki"))
+    with registry_server(
+        tmp_path_factory.mktemp("flags-tls"), tls=(pki.certificate, pki.key)
+    ) as running:
+
+        async def upload() -> None:
+            context = ssl.create_default_context(cafile=str(pki.ca_file))
+            async with httpx.AsyncClient(verify=context, timeout=30.0) as http:
+                client = RegistryClient(running.host, http, scheme="https")
+                await push_layout(client, signed.path, "tls/app")
+
+        asyncio.run(upload())
+        yield f"{running.host}/tls/app", pki
+
+
 def test_ca_file_verifies_the_registrys_tls(
-    public: str, signed: SignedSample, tmp_path: Path
+    tls_image: tuple[str, ServerPki], signed: SignedSample, tmp_path: Path
 ) -> None:
-    """The real registry behind a TLS relay whose certificate comes from a throw-away CA."""
-    upstream, repository = public.split("/", 1)
-    with tls_relay(tmp_path / "tls", upstream) as relay:
-        config = tmp_path / "auditor.yaml"
-        config.write_text(f"registries:\n  - url: https://{relay.host}\n    repositories: [x]\n")
-        target = f"{relay.host}/{repository}:v1-single"
-        base: list[str | Path] = ["audit", "now", target, *trust(signed), "--format", "json",
-                                  "-c", config]
-        untrusted = run_auditor(base, cwd=tmp_path)
-        assert untrusted.code == 3
-        assert untrusted.report["targets"][0]["error_category"] == "tls"
-        trusted = run_auditor([*base, "--ca-file", relay.ca_file], cwd=tmp_path)
-        assert trusted.code == 0, trusted.stdout
-        assert statuses(trusted) == ["compliant"]
+    """No config: the TARGET alone, the CA from the flag."""
+    image, pki = tls_image
+    base: list[str | Path] = ["audit", "now", f"{image}:v1-single", *trust(signed),
+                              "--format", "json"]
+    untrusted = run_auditor(base, cwd=tmp_path)
+    assert untrusted.code == 3
+    assert untrusted.report["targets"][0]["error_category"] == "tls"
+    assert "--ca-file" in untrusted.report["targets"][0]["error"]
+    trusted = run_auditor([*base, "--ca-file", pki.ca_file], cwd=tmp_path)
+    assert trusted.code == 0, trusted.stdout
+    assert statuses(trusted) == ["compliant"]
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate\n")
+    refused = run_auditor([*base, "--ca-file", bogus], cwd=tmp_path)
+    assert refused.code == 2
+    assert refused.stderr == f"error: --ca-file {bogus}: not PEM CA certificates\n"
