@@ -30,6 +30,7 @@ from auditor.model import (
     AuditReport,
     Descriptor,
     GraphNode,
+    Platform,
     SignatureResult,
     SignatureStatus,
     TargetResult,
@@ -110,6 +111,8 @@ class Auditor:
     rules: Sequence[CoverageRule]
     formats: Sequence[SignatureFormat]
     require: Require | None = None
+    # ``--platform``: the platforms every rule selects in this run (None: the rules' own).
+    platforms: tuple[Platform, ...] | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
     cache: VerdictCache = field(default_factory=MemoryVerdictCache)
@@ -186,7 +189,9 @@ class Auditor:
     ) -> TargetResult:
         """One target within the per-target deadline (and ``deadline_at``, the run's)."""
         display = str(target.reference)
-        rule = select_rule(self.rules, target.scopes, require=self.require)
+        rule = select_rule(
+            self.rules, target.scopes, require=self.require, platforms=self.platforms
+        )
         loop = asyncio.get_running_loop()
         own = loop.time() + self.settings.target_deadline
         ends_at = own if deadline_at is None else min(own, deadline_at)

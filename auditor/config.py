@@ -364,6 +364,8 @@ class LimitsConfig(_Strict):
     max_bytes_per_target: int = Field(
         default=256 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024 * 1024
     )
+    # Repositories one catalog listing may hold (a glob in the config or a HOST/* target).
+    max_repositories: int = Field(default=10_000, ge=1, le=1_000_000)
     # OCSP / CRL requests per run (URLs taken from signed material).
     max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
     # Registry answers kept for the rest of a run so each is fetched once per run
