@@ -17,6 +17,7 @@ import httpx
 import structlog
 
 from auditor import logs
+from auditor.app import run_registries
 from auditor.config import AuditorConfig
 from auditor.formats.table import summary_line
 from auditor.model import AuditReport
@@ -39,19 +40,23 @@ class VerboseLog:
             target_deadline_seconds=limits.target_deadline_seconds,
             platforms=[str(p) for p in flags.platforms] if flags.platforms else "the rules'",
         )
-        for registry in config.registries:
-            auth = registry.auth
+        # run_config has put command-line credentials on the run's one registry.
+        hosts = run_registries(config, targets)
+        for host in hosts:
+            registry = config.registry_for(host)
+            auth = registry.auth if registry else None
             if auth is None:
-                source = "docker/notation login (if any)"
-            elif flags.has_credentials and auth.username == flags.username:
-                source = flags.credentials_from or "flag"
+                source = "stored login (notation's or docker's), if any"
+            elif flags.has_credentials:
+                source = flags.credentials_from or "command line"
             else:
                 source = "config auth"
             self._log.info(
                 "registry",
-                url=registry.url,
-                insecure=registry.insecure,
-                ca_file=str(registry.ca_file) if registry.ca_file else None,
+                host=host,
+                url=registry.url if registry else None,
+                insecure=bool(registry and registry.insecure),
+                ca_file=str(registry.ca_file) if registry and registry.ca_file else None,
                 credentials=source,
             )
 
