@@ -324,6 +324,7 @@ class App:
                 target_deadline=limits.target_deadline_seconds,
                 max_nodes_per_target=limits.max_nodes_per_target,
                 max_bytes_per_target=limits.max_bytes_per_target,
+                verify_children_exist=config.verify_children_exist,
             ),
             progress=progress,
             cache=self._verdict_cache(),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from auditor.budget import BudgetedSource, TargetBudget
-from auditor.config import DEFAULT_LIMITS
+from auditor.config import DEFAULT_LIMITS, DEFAULT_VERIFY_CHILDREN
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError, ErrorCategory
@@ -92,6 +92,7 @@ class AuditSettings:
     target_deadline: float = DEFAULT_LIMITS.target_deadline_seconds
     max_nodes_per_target: int = DEFAULT_LIMITS.max_nodes_per_target
     max_bytes_per_target: int = DEFAULT_LIMITS.max_bytes_per_target
+    verify_children_exist: bool = DEFAULT_VERIFY_CHILDREN
 
 
 @dataclass
@@ -228,6 +229,7 @@ class Auditor:
                 limits=self.settings.limits,
                 concurrency=self.settings.concurrency,
                 signature_tags=self._signature_tags,
+                verify_children_exist=self.settings.verify_children_exist,
             )
             graph = build_graph(
                 snapshot, display, self.settings.limits, is_signature=self._is_signature

@@ -558,6 +558,10 @@ class AuditorConfig(_Strict):
     coverage: list[CoverageRuleConfig] = Field(default_factory=list)
     waivers: list[WaiverConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # Fetch every image manifest an index lists, to check the registry has it and its bytes
+    # match the index's descriptor; off: such a leaf is judged on its descriptor alone, which
+    # is what its signatures cover (auditor/crawl.py).
+    verify_children_exist: bool = False
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig | None = None
@@ -577,6 +581,10 @@ class AuditorConfig(_Strict):
             if layout.path.resolve() == wanted:
                 return layout
         return None
+
+
+# The default of ``verify_children_exist`` for direct callers of the crawl (tests, tools).
+DEFAULT_VERIFY_CHILDREN: bool = AuditorConfig().verify_children_exist
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
