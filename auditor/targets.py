@@ -23,7 +23,14 @@ from auditor.listed import ListedTagsSource
 from auditor.model import Descriptor, NoteKind, ReportNote, TargetResult
 from auditor.oci.attachments import AttachmentTag, attachment_tag, impostor_reason
 from auditor.oci.manifest import ImageIndex
-from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
+from auditor.oci.reference import (
+    ImageReference,
+    LayoutReference,
+    Reference,
+    RegistryPattern,
+    is_valid_repository,
+    parse_target,
+)
 from auditor.source import ManifestSource
 
 _GLOB_CHARS = frozenset("*?[")
@@ -213,7 +220,11 @@ class Expander:
     async def from_arguments(self, texts: Sequence[str]) -> list[AuditTarget | TargetResult]:
         out: list[AuditTarget | TargetResult] = []
         for text in texts:
-            out.extend(await self.expand(parse_reference(text)))
+            target = parse_target(text)
+            if isinstance(target, RegistryPattern):
+                out.extend(await self.expand_pattern(target))
+            else:
+                out.extend(await self.expand(target))
         return out
 
     async def from_config(self) -> list[AuditTarget | TargetResult]:
@@ -246,6 +257,33 @@ class Expander:
         tag_filter = registry.tags if registry else TagFilter()
         return await self._expand_repository(source, reference, tag_filter)
 
+    async def expand_pattern(self, target: RegistryPattern) -> list[AuditTarget | TargetResult]:
+        """A whole registry, or the repositories its catalog lists that match a glob, under
+        the config's tag filter for that host (default: every tag, ``tags.limit``). A glob
+        that matches nothing is an error target: auditing nothing must not pass."""
+        source = await self.sources.registry(target.registry)
+        try:
+            catalog = await source.list_repositories()
+        except AuditorError as exc:
+            return [_failed(str(target), exc)]
+        repositories = select_repositories(catalog, [target.pattern])
+        if not repositories:
+            return [
+                error_target(
+                    str(target),
+                    f"no repository in {target.registry}'s catalog matches {target.pattern!r} "
+                    f"({len(catalog)} listed)",
+                    category=ErrorCategory.NOT_FOUND,
+                )
+            ]
+        registry = self.config.registry_for(target.registry)
+        tag_filter = registry.tags if registry else TagFilter()
+        out: list[AuditTarget | TargetResult] = []
+        for repo in repositories:
+            reference = ImageReference(target.registry, repo)
+            out.extend(await self._expand_repository(source, reference, tag_filter))
+        return out
+
     async def _expand_registry(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
         source = await self.sources.registry(registry.host)
         repositories = [p for p in registry.repositories if not _GLOB_CHARS & set(p)]
@@ -268,6 +306,18 @@ class Expander:
     async def _expand_repository(
         self, source: ManifestSource, reference: ImageReference, tag_filter: TagFilter
     ) -> list[AuditTarget | TargetResult]:
+        if not is_valid_repository(reference.repository):
+            # A name from a catalog (or a config) goes into request paths: "../x" or "a?b"
+            # would address something else on the registry. Refused, and said.
+            shown = repr(reference.repository[:100])
+            return [
+                error_target(
+                    f"{reference.registry}/{shown}",
+                    f"{reference.registry}: {shown} is not a valid repository name "
+                    "(distribution's grammar): not audited",
+                    category=ErrorCategory.INVALID,
+                )
+            ]
         try:
             tags = await source.list_tags(reference.repository)
         except AuditorError as exc:
