@@ -25,7 +25,7 @@ from auditor.config import load_config
 from auditor.coverage import Require, exit_code
 from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
 from auditor.formats import Format, render
-from auditor.model import AuditReport
+from auditor.model import AuditReport, TargetResult
 from auditor.signing import entry as signing_commands
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -98,8 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("--sarif-category", metavar="NAME",
                      help="sarif: the analysis name (automationDetails), so several audits of "
                           "one commit can be uploaded side by side (default: registry-auditor)")
-    now.add_argument("--quiet", "-q", action="store_true", help="table: print findings only")
-    now.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    now.add_argument("--quiet", "-q", action="store_true",
+                     help="table: print open findings only (nothing when all is compliant); "
+                          "no per-target lines on stderr")
+    now.add_argument("--no-progress", action="store_true",
+                     help="no progress on stderr (on a terminal a line rewritten in place; "
+                          "elsewhere, as in CI, one line per target as it finishes)")
     now.add_argument("--state", type=Path,
                      help="state database to reuse caches from and record the run in "
                           "(default: the config's state.path, else none)")
@@ -178,7 +182,7 @@ def layout_scope(scope: str | None, targets: Sequence[str]) -> str | None:
 
 def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from auditor.app import App, AppOptions
-    from auditor.formats.table import summary_line
+    from auditor.formats.table import finished_line, summary_line
     from auditor.state.runs import open_state, record_cli_run
 
     output = output_path(args.output)
@@ -194,10 +198,18 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
         raise UsageError(
             "auditor audit now: nothing to audit: give TARGETs or a config with registries/layouts"
         )
+    # On a terminal, one line rewritten in place while targets start; off a terminal (a CI
+    # log), one line per target as it finishes. --no-progress: neither; --quiet: no
+    # per-target lines (it prints nothing when everything is compliant).
     show_progress = not args.no_progress and stderr.isatty()
+    show_finished = not args.no_progress and not args.quiet and not stderr.isatty()
 
     def progress(line: str) -> None:
         stderr.write(f"\r\033[K{line}")
+        stderr.flush()
+
+    def finished(position: int, count: int, result: TargetResult) -> None:
+        stderr.write(f"{finished_line(position, count, result)}\n")
         stderr.flush()
 
     state_path = args.state or (config.state.path if config.state else None)
@@ -206,7 +218,11 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
         store = open_state(state_path) if state_path else None
         try:
             async with App(
-                config, options, progress=progress if show_progress else None, store=store
+                config,
+                options,
+                progress=progress if show_progress else None,
+                finished=finished if show_finished else None,
+                store=store,
             ) as app:
                 if store is None:
                     return await app.audit(args.targets)
