@@ -35,7 +35,7 @@ from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, RunInfo, TargetResult
+from auditor.model import AuditReport, ReportNote, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import (
@@ -57,7 +57,7 @@ from auditor.source import ManifestSource
 from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
 from auditor.state.naming import registry_source
 from auditor.state.store import Store
-from auditor.targets import Expander
+from auditor.targets import Expander, glob_can_match_a_repository, is_glob
 from auditor.verdicts import MemoryVerdictCache, VerdictCache
 
 
@@ -230,6 +230,7 @@ class App:
         self._registries: dict[str, RegistryClient] = {}
         self._sources: dict[str, ManifestSource] = {}
         self._layouts: dict[Path, OciLayoutSource] = {}
+        self._notes: list[ReportNote] = []
         self._verifier = build_verifier(config, self.options)
         self.trust_hash = trust_hash(config, self.options)
         limits = config.limits
@@ -404,19 +405,23 @@ class App:
             )
         return self._layouts[key]
 
+    def _expander(self) -> Expander:
+        """Expanders of one run share its notes (what the expansion left out)."""
+        return Expander(self, self.config, self.options.layout_scope, self._notes)
+
     async def targets(self, references: Sequence[str]) -> list[AuditTarget | TargetResult]:
         """Pinned targets for the given references, or for the config when there are none."""
-        expander = Expander(self, self.config, self.options.layout_scope)
+        expander = self._expander()
         if references:
             return await expander.from_arguments(references)
         return await expander.from_config()
 
     async def registry_targets(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
         """Pinned targets of one configured registry (the daemon schedules registries apart)."""
-        return await Expander(self, self.config).from_registry(registry)
+        return await self._expander().from_registry(registry)
 
     async def layout_targets(self, layout: LayoutConfig) -> list[AuditTarget | TargetResult]:
-        return await Expander(self, self.config).from_layout(layout)
+        return await self._expander().from_layout(layout)
 
     async def audit(self, references: Sequence[str] = ()) -> AuditReport:
         """One run of ``audit now``: the given references, or the whole config."""
@@ -435,6 +440,7 @@ class App:
         """
         for client in self._registries.values():
             client.transport.health.new_run()
+        self._notes = []
         cache = RunCache(self.config.limits.run_cache_bytes)
         try:
             with run_cache(cache):
@@ -459,10 +465,13 @@ class App:
                 category=ErrorCategory.TIMEOUT,
             )
             return AuditReport(
-                generated_at=datetime.now(UTC), targets=(failed,), info=self.run_info()
+                generated_at=datetime.now(UTC),
+                targets=(failed,),
+                info=self.run_info(),
+                notes=tuple(self._notes),
             )
         report = await self.auditor.run(listed, deadline_at=deadline_at)
-        return replace(report, info=self.run_info())
+        return replace(report, info=self.run_info(), notes=tuple(self._notes))
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:
@@ -546,7 +555,8 @@ def configuration_warnings(
     """What is valid but probably not meant: ``config check`` says it instead of "OK".
 
     An empty config file; no trust policy anywhere (every signature would be reported
-    ``unverified``), naming where it looked; waivers that have already expired.
+    ``unverified``), naming where it looked; a repository glob no repository name can match;
+    waivers that have already expired.
     """
     warnings: list[str] = []
     path = config_path or Path(DEFAULT_CONFIG_NAME)
@@ -574,6 +584,14 @@ def configuration_warnings(
         if verifier is not None:
             warnings.extend(trust_store_problems(verifier)[1])
             verifier.close()
+    for i, registry in enumerate(config.registries):
+        for j, pattern in enumerate(registry.repositories):
+            if is_glob(pattern) and not glob_can_match_a_repository(pattern):
+                warnings.append(
+                    f"{path}: registries[{i}].repositories[{j}]: glob {pattern!r} can match "
+                    "no repository (names are lowercase letters, digits and . _ - /): nothing "
+                    "would be audited for it"
+                )
     now = datetime.now(UTC)
     for i, waiver in enumerate(config.waivers):
         if waiver.expires_at() <= now:

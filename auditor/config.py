@@ -44,8 +44,9 @@ class _Strict(BaseModel):
 
 
 class TagFilter(_Strict):
-    """Which tags of a repository to audit: globs, newest-first order is not known, so ``limit`` is
-    applied after sorting tags by name (stable, reproducible)."""
+    """Which tags of a repository to audit: globs, then at most ``limit`` of them: past it, the
+    newest are kept (semantic-version order, then name; see targets.choose_tags) and the report
+    says how many were left out."""
 
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)

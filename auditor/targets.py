@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import re
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +20,7 @@ from auditor.coverage import error_target
 from auditor.errors import AuditorError, ErrorCategory
 from auditor.layout.reader import OciLayoutSource
 from auditor.listed import ListedTagsSource
-from auditor.model import Descriptor, TargetResult
+from auditor.model import Descriptor, NoteKind, ReportNote, TargetResult
 from auditor.oci.attachments import AttachmentTag, attachment_tag, impostor_reason
 from auditor.oci.manifest import ImageIndex
 from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
@@ -44,15 +45,85 @@ def filter_tags(tags: Iterable[str], tag_filter: TagFilter) -> list[str]:
     )
 
 
+_SEMVER = re.compile(
+    r"v?(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?(?:\.(0|[1-9][0-9]*))?"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?",
+    re.ASCII,
+)
+_MAX_VERSION_DIGITS = 18  # longer numbers are not versions (a date-time or a hash)
+
+VersionKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
+
+
+def version_key(tag: str) -> VersionKey | None:
+    """The tag as a semantic version (``v`` prefix, missing minor/patch as 0, build metadata
+    ignored), ordered as semver orders them (a pre-release before its release); None when the
+    tag is not a version."""
+    match = _SEMVER.fullmatch(tag)
+    if match is None or any(len(g or "") > _MAX_VERSION_DIGITS for g in match.groups()[:3]):
+        return None
+    major, minor, patch, pre = match.groups()
+    identifiers = tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in (pre or "").split(".") if pre
+    )
+    return (int(major), int(minor or 0), int(patch or 0), 0 if pre else 1, identifiers)
+
+
+def newest_first(tags: Iterable[str]) -> list[str]:
+    """Version tags newest first (semantic-version order), then every other tag by name,
+    descending (date-stamped names sort newest first). Push time is not used: distribution
+    2.8's tags list and an OCI layout's index carry none."""
+    unique = sorted(set(tags), reverse=True)
+    versions = [(k, t) for t in unique if (k := version_key(t)) is not None]
+    versions.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties keep name order
+    named = {t for _, t in versions}
+    return [t for _, t in versions] + [t for t in unique if t not in named]
+
+
+@dataclass(frozen=True)
+class TagSelection:
+    """The tags to audit (by name) and how many candidates ``limit`` left out."""
+
+    tags: list[str]
+    candidates: int
+    left_out: list[str]
+
+
+def choose_tags(
+    tags: Iterable[str], tag_filter: TagFilter, attachments: Collection[str] = frozenset()
+) -> TagSelection:
+    """Filtered, less the genuine ``attachments``; past ``limit``, the newest (see
+    :func:`newest_first`) are kept and the rest counted, never dropped silently.
+
+    Only tags whose content was checked to be what their name says (see
+    :mod:`auditor.oci.attachments`) are left out as attachments; a name alone never hides one.
+    """
+    candidates = [t for t in filter_tags(tags, tag_filter) if t not in attachments]
+    if len(candidates) <= tag_filter.limit:
+        return TagSelection(candidates, len(candidates), [])
+    ordered = newest_first(candidates)
+    kept = ordered[: tag_filter.limit]
+    return TagSelection(sorted(kept), len(candidates), ordered[tag_filter.limit :])
+
+
 def select_tags(
     tags: Iterable[str], tag_filter: TagFilter, attachments: Collection[str] = frozenset()
 ) -> list[str]:
-    """Tags to audit: filtered, less the genuine ``attachments``, sorted, at most ``limit``.
+    """The tags :func:`choose_tags` keeps, by name."""
+    return choose_tags(tags, tag_filter, attachments).tags
 
-    Only tags whose content was checked to be what their name says (see
-    :mod:`auditor.oci.attachments`) are left out; a name alone never hides a tag.
-    """
-    return [t for t in filter_tags(tags, tag_filter) if t not in attachments][: tag_filter.limit]
+
+def tags_left_out_note(subject: str, selection: TagSelection, limit: int) -> ReportNote:
+    shown = ", ".join(selection.left_out[:5])
+    more = f" and {len(selection.left_out) - 5} more" if len(selection.left_out) > 5 else ""
+    count = len(selection.left_out)
+    return ReportNote(
+        NoteKind.TAGS_LEFT_OUT,
+        subject,
+        f"{subject}: {count} of {selection.candidates} tags not audited: tags.limit is "
+        f"{limit}, the newest were kept (version order, then name); left out: {shown}{more}",
+        left_out=count,
+    )
 
 
 async def genuine_attachments(
@@ -90,6 +161,28 @@ async def _is_genuine(source: ManifestSource, repository: str, claim: Attachment
     return impostor_reason(claim, manifest, subjects) is None
 
 
+_REPOSITORY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-/")
+
+
+def is_glob(pattern: str) -> bool:
+    return bool(_GLOB_CHARS & set(pattern))
+
+
+def glob_can_match_a_repository(pattern: str) -> bool:
+    """False when no repository name can match: outside ``[...]`` sets, the glob has a
+    character distribution never allows in a name (uppercase, space, ``:``...). What
+    ``config check`` can know without asking the registry's catalog."""
+    depth = 0
+    for ch in pattern:
+        if ch == "[":
+            depth += 1
+        elif ch == "]" and depth:
+            depth -= 1
+        elif not depth and ch not in "*?" and ch not in _REPOSITORY_CHARS:
+            return False
+    return True
+
+
 def select_repositories(catalog: Iterable[str], patterns: Sequence[str]) -> list[str]:
     return sorted({r for r in catalog if any(fnmatch.fnmatchcase(r, p) for p in patterns)})
 
@@ -108,12 +201,14 @@ class Expander:
 
     ``layout_scope`` (``audit now --scope``) is the trust policy scope of the ``oci-layout:``
     references given; without it a referenced layout takes the ``scope:`` of the configured
-    layout at the same path, if any.
+    layout at the same path, if any. What the expansion leaves out (tags past ``tags.limit``,
+    globs that match nothing) is appended to ``notes``, for the report.
     """
 
     sources: SourceFactory
     config: AuditorConfig
     layout_scope: str | None = None
+    notes: list[ReportNote] = field(default_factory=list)
 
     async def from_arguments(self, texts: Sequence[str]) -> list[AuditTarget | TargetResult]:
         out: list[AuditTarget | TargetResult] = []
@@ -162,6 +257,9 @@ class Expander:
             except AuditorError as exc:
                 return [_failed(f"{registry.host}/{','.join(patterns)}", exc)]
             repositories = sorted(set(repositories) | set(select_repositories(catalog, patterns)))
+            for pattern in patterns:
+                if not select_repositories(catalog, [pattern]):
+                    self.notes.append(_no_match(registry.host, pattern, len(catalog)))
         for repo in repositories:
             reference = ImageReference(registry.host, repo)
             out.extend(await self._expand_repository(source, reference, registry.tags))
@@ -176,7 +274,10 @@ class Expander:
             return [_failed(str(reference), exc)]
         candidates = filter_tags(tags, tag_filter)
         attachments = await genuine_attachments(source, reference.repository, candidates)
-        chosen = select_tags(candidates, tag_filter, attachments)
+        selection = choose_tags(candidates, tag_filter, attachments)
+        chosen = selection.tags
+        if selection.left_out:
+            self.notes.append(tags_left_out_note(str(reference), selection, tag_filter.limit))
         if not chosen:
             # Auditing nothing must not look like a clean pass.
             return [_nothing(str(reference), len(tags))]
@@ -194,7 +295,11 @@ class Expander:
                 return [AuditTarget(reference, source, "", layout.scope)]
             candidates = filter_tags(await source.list_tags(""), layout.tags)
             attachments = await genuine_attachments(source, "", candidates)
-            tags = select_tags(candidates, layout.tags, attachments)
+            selection = choose_tags(candidates, layout.tags, attachments)
+            tags = selection.tags
+            if selection.left_out:
+                note = tags_left_out_note(str(reference), selection, layout.tags.limit)
+                self.notes.append(note)
             # A layout written by buildx may carry no ref.name at all: audit its roots by digest.
             untagged = source.untagged_roots() if not tags else []
         except AuditorError as exc:
@@ -208,6 +313,15 @@ class Expander:
 
 def _failed(reference: str, exc: AuditorError) -> TargetResult:
     return error_target(reference, str(exc), category=exc.category)
+
+
+def _no_match(host: str, pattern: str, catalog_size: int) -> ReportNote:
+    return ReportNote(
+        NoteKind.NO_REPOSITORY_MATCHED,
+        f"{host}/{pattern}",
+        f"{host}: repository glob {pattern!r} matched none of the {catalog_size} repositories "
+        "in the catalog: nothing audited for it",
+    )
 
 
 def _nothing(reference: str, tag_count: int) -> TargetResult:

@@ -186,7 +186,9 @@ def _summary(report: AuditReport) -> str:
     text = f"{len(report.targets)} target{'s' * (len(report.targets) != 1)}: {targets}"
     text += f"; {total} node{'s' * (total != 1)}: {nodes}" if total else ""
     waived = summary.findings["waived"]
-    return text + (f"; {waived} finding{'s' * (waived != 1)} waived" if waived else "")
+    text += f"; {waived} finding{'s' * (waived != 1)} waived" if waived else ""
+    notes = len(report.notes)
+    return text + (f"; {notes} warning{'s' * (notes != 1)}" if notes else "")
 
 
 def _rollup(targets: Sequence[TargetResult]) -> list[str]:

@@ -65,3 +65,21 @@ def test_expired_waiver_is_a_warning(tmp_path: Path) -> None:
         "warning: auditor.yaml: waivers[0] (r.example/a:*) expired 2020-02-01T00:00:00+00:00: "
         "its findings count again"
     ) in run.stdout.splitlines()
+
+
+def test_a_repository_glob_that_can_match_nothing_is_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "auditor.yaml").write_text(
+        "registries:\n"
+        "  - url: http://127.0.0.1:5000\n"
+        "    repositories: [\"Team/*\", \"team/*\", \"team/[A-Z]*\"]\n",
+        encoding="utf-8",
+    )
+    env = user_environment(tmp_path / "home")
+    run = run_auditor(["config", "check"], cwd=tmp_path, env=env)
+    assert run.code == 0
+    globs = [line for line in run.stdout.splitlines() if "registries[0]" in line]
+    assert globs == [
+        "warning: auditor.yaml: registries[0].repositories[0]: glob 'Team/*' can match no "
+        "repository (names are lowercase letters, digits and . _ - /): nothing would be "
+        "audited for it"
+    ]

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from auditor.config import TagFilter
+from auditor.model import NoteKind
 from auditor.oci.attachments import AttachmentTag, attachment_tag
-from auditor.targets import select_repositories, select_tags
+from auditor.targets import (
+    choose_tags,
+    newest_first,
+    select_repositories,
+    select_tags,
+    tags_left_out_note,
+    version_key,
+)
 
 HEX = "0" * 64
 
@@ -21,10 +29,12 @@ def test_attachment_tag_names_say_what_they_claim() -> None:
         assert attachment_tag(ordinary) is None
 
 
-def test_select_tags_filters_sorts_and_limits() -> None:
+def test_select_tags_filters_sorts_and_limits_to_the_newest() -> None:
     tags = ["v2", "v1", "dev-1", f"sha256-{HEX}", "v10", "v3"]
     tf = TagFilter(include=["v*"], exclude=["v3"], limit=2)
-    assert select_tags(tags, tf) == ["v1", "v10"]
+    assert select_tags(tags, tf) == ["v10", "v2"]  # v10 is newer than v2, not "before" it
+    selection = choose_tags(tags, tf)
+    assert (selection.candidates, selection.left_out) == (3, ["v1"])
     assert select_tags(tags, TagFilter(), {f"sha256-{HEX}"}) == ["dev-1", "v1", "v10", "v2", "v3"]
 
 
@@ -39,3 +49,46 @@ def test_select_repositories_by_glob() -> None:
     catalog = ["team/app", "team/db", "other/app", "team/sub/x"]
     assert select_repositories(catalog, ["team/*"]) == ["team/app", "team/db", "team/sub/x"]
     assert select_repositories(catalog, ["other/app", "none/*"]) == ["other/app"]
+
+
+def test_versions_order_as_semver_then_names() -> None:
+    tags = ["1.2.0", "v1.10.0", "1.10.0-rc.1", "1.10.0-rc.2", "1.9", "latest", "main",
+            "nightly-2024-05-01", "nightly-2024-04-30", "1.10.0-beta", "1.10.0-rc.10",
+            "2.0.0+build.5"]
+    assert newest_first(tags) == [
+        "2.0.0+build.5",
+        "v1.10.0",
+        "1.10.0-rc.10",
+        "1.10.0-rc.2",
+        "1.10.0-rc.1",
+        "1.10.0-beta",
+        "1.9",
+        "1.2.0",
+        "nightly-2024-05-01",  # the rest by name, descending: date stamps newest first
+        "nightly-2024-04-30",
+        "main",
+        "latest",
+    ]
+
+
+def test_version_key_parses_versions_only() -> None:
+    assert version_key("v1") == (1, 0, 0, 1, ())
+    assert version_key("1.2.3-alpha.1") == (1, 2, 3, 0, ((1, "alpha"), (0, 1)))
+    for text in ("latest", "1.2.3.4", "01.2", "v", "1.2-", "sha256-" + HEX, "9" * 19):
+        assert version_key(text) is None, text
+    assert version_key("1.0.0-rc.1") < version_key("1.0.0")  # type: ignore[operator]
+
+
+def test_limit_never_drops_silently() -> None:
+    tags = [f"1.{i}.0" for i in range(12)] + ["latest"]
+    selection = choose_tags(tags, TagFilter(limit=5))
+    assert selection.tags == ["1.10.0", "1.11.0", "1.7.0", "1.8.0", "1.9.0"]
+    assert selection.candidates == 13
+    assert selection.left_out[:2] == ["1.6.0", "1.5.0"]
+    assert selection.left_out[-1] == "latest"
+    note = tags_left_out_note("r.example/team/app", selection, 5)
+    assert note.kind is NoteKind.TAGS_LEFT_OUT
+    assert note.left_out == 8
+    assert note.message.startswith("r.example/team/app: 8 of 13 tags not audited: tags.limit is 5")
+    assert "left out: 1.6.0, 1.5.0, 1.4.0, 1.3.0, 1.2.0 and 3 more" in note.message
+    assert choose_tags(tags, TagFilter(limit=13)).left_out == []
