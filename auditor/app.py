@@ -16,11 +16,13 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from pydantic import SecretStr
 
 from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget
 from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
+    AuthConfig,
     LayoutConfig,
     RegistryConfig,
     TrustConfig,
@@ -33,9 +35,9 @@ from auditor.cosign.format import CosignFormat
 from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
-from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError
+from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError, UsageError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, ReportNote, RunInfo, TargetResult
+from auditor.model import AuditReport, Platform, ReportNote, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import (
@@ -45,12 +47,15 @@ from auditor.notary.trustconfig import (
 )
 from auditor.notary.trustpolicy import load_trust_policy
 from auditor.notary.verifier import Verifier
+from auditor.oci.reference import LayoutReference, parse_target
 from auditor.registry.auth import AuthProvider, Credentials
 from auditor.registry.client import RegistryClient
-from auditor.registry.credentials import default_docker_config_path, docker_credentials
+from auditor.registry.credentials import docker_credentials, stored_logins_path
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.runcache import RunCache, run_cache
 from auditor.registry.secret import Secret
+from auditor.registry.transport import scheme_for
+from auditor.runflags import RunFlags
 from auditor.runinfo import run_info
 from auditor.signatures.interface import SignatureFormat
 from auditor.source import ManifestSource
@@ -68,10 +73,78 @@ class AppOptions:
     trust_policy: Path | None = None
     trust_store: Path | None = None
     require: str | None = None
+    # ``--platform``: overrides every coverage rule's platforms for the run.
+    platforms: tuple[Platform, ...] | None = None
     # ``--scope``: the trust policy scope of the oci-layout: TARGETs (notation's
     # ``verify --oci-layout --scope``).
     layout_scope: str | None = None
     config_path: Path | None = None  # the file the config came from, for the report
+
+
+def run_registries(config: AuditorConfig, references: Sequence[str]) -> list[str]:
+    """The registry hosts a run reads: those of the TARGETs, else the config's registries."""
+    if not references:
+        return list(dict.fromkeys(r.host for r in config.registries))
+    hosts: list[str] = []
+    for text in references:
+        target = parse_target(text)
+        if not isinstance(target, LayoutReference):
+            hosts.append(target.registry)
+    return list(dict.fromkeys(hosts))
+
+
+def run_config(config: AuditorConfig, flags: RunFlags, references: Sequence[str]) -> AuditorConfig:
+    """The command line's registry flags merged into the config model (flags win over the
+    file, the environment's AUDITOR_USERNAME/PASSWORD over the file's ``auth:``, which wins
+    over docker's and notation's stored logins).
+
+    Credentials given on the command line or in the environment name no registry, so they go
+    to exactly one: the registry of the TARGETs (or the config's only registry); a run over
+    several registries is refused rather than sending them everywhere. ``--insecure-registry``
+    must name a registry of the run and ``--ca-file`` applies to every registry of the run.
+    """
+    hosts = run_registries(config, references)
+    if flags.has_credentials and len(hosts) != 1:
+        named = f"{len(hosts)} registries ({', '.join(hosts)})" if hosts else "no registry"
+        raise UsageError(
+            f"{flags.credentials_from}: credentials from the command line or environment go to "
+            f"one registry, and this run reads {named}: audit one registry per run, or give "
+            "each registry its auth: in the config"
+        )
+    for host in flags.insecure_registries:
+        if host not in hosts:
+            raise UsageError(
+                f"--insecure-registry {host}: no TARGET (or configured registry) is on {host}"
+            )
+    if flags.ca_file is not None and not hosts:
+        raise UsageError("--ca-file: no registry among the TARGETs")
+    limits = config.limits
+    if flags.timeout is not None:
+        limits = limits.model_copy(
+            update={
+                "request_deadline_seconds": flags.timeout,
+                "timeout_seconds": min(limits.timeout_seconds, flags.timeout),
+            }
+        )
+    configured = {r.host: r for r in config.registries}
+    merged: dict[str, RegistryConfig] = dict(configured)
+    for host in hosts:
+        update: dict[str, object] = {}
+        if host in flags.insecure_registries:
+            update.update(insecure=True, url=f"http://{host}")
+        if flags.ca_file is not None:
+            update["ca_file"] = flags.ca_file
+        if flags.has_credentials and flags.password is not None:
+            update["auth"] = AuthConfig(
+                username=flags.username, password=SecretStr(flags.password.reveal())
+            )
+        if not update:
+            continue
+        base = configured.get(host) or RegistryConfig(
+            url=f"{scheme_for(host, False)}://{host}", repositories=["*"]
+        )
+        merged[host] = base.model_copy(update=update)
+    return config.model_copy(update={"registries": list(merged.values()), "limits": limits})
 
 
 def coverage_rules(config: AuditorConfig) -> tuple[CoverageRule, ...]:
@@ -155,8 +228,9 @@ def trust_store_problems(verifier: Verifier) -> tuple[list[str], list[str]]:
 
 async def _auth_for(registry: RegistryConfig | None, host: str) -> AuthProvider:
     if registry is None or registry.auth is None:
-        found = default_docker_config_path().is_file()
-        return AuthProvider(await docker_credentials(host) if found else None)
+        # notation's login store when it has logins, else docker's (as notation picks).
+        stored = stored_logins_path()
+        return AuthProvider(await docker_credentials(host, stored) if stored else None)
     resolved = registry.auth.resolve(environment(), f"registries[{registry.url}].auth")
     if resolved.docker_config is not None:
         return AuthProvider(await docker_credentials(host, resolved.docker_config))
@@ -242,6 +316,7 @@ class App:
         self.auditor = Auditor(
             rules=coverage_rules(config),
             require=Require(self.options.require) if self.options.require else None,
+            platforms=self.options.platforms,
             formats=signature_formats(config, self._verifier),
             settings=AuditSettings(
                 limits=limits.graph_limits(),
@@ -251,6 +326,7 @@ class App:
                 target_deadline=limits.target_deadline_seconds,
                 max_nodes_per_target=limits.max_nodes_per_target,
                 max_bytes_per_target=limits.max_bytes_per_target,
+                verify_children_exist=config.verify_children_exist,
             ),
             progress=progress,
             finished=finished,
@@ -390,6 +466,7 @@ class App:
                 max_manifest_bytes=self.config.limits.max_manifest_bytes,
                 max_concurrency=self.config.limits.concurrency_per_registry,
                 max_referrers=self.config.limits.max_referrers,
+                max_repositories=self.config.limits.max_repositories,
                 retry=self._retry,
                 request_deadline=self.config.limits.request_deadline_seconds,
                 health=RegistryHealth(host, down_after=self.config.limits.registry_down_after),

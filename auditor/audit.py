@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from auditor.budget import BudgetedSource, TargetBudget
-from auditor.config import DEFAULT_LIMITS
+from auditor.config import DEFAULT_LIMITS, DEFAULT_VERIFY_CHILDREN
 from auditor.coverage import CoverageRule, Require, error_target, evaluate_target, select_rule
 from auditor.crawl import crawl
 from auditor.errors import AuditorError, ErrorCategory
@@ -30,6 +30,7 @@ from auditor.model import (
     AuditReport,
     Descriptor,
     GraphNode,
+    Platform,
     SignatureResult,
     SignatureStatus,
     TargetResult,
@@ -91,6 +92,7 @@ class AuditSettings:
     target_deadline: float = DEFAULT_LIMITS.target_deadline_seconds
     max_nodes_per_target: int = DEFAULT_LIMITS.max_nodes_per_target
     max_bytes_per_target: int = DEFAULT_LIMITS.max_bytes_per_target
+    verify_children_exist: bool = DEFAULT_VERIFY_CHILDREN
 
 
 @dataclass
@@ -109,6 +111,8 @@ class Auditor:
     rules: Sequence[CoverageRule]
     formats: Sequence[SignatureFormat]
     require: Require | None = None
+    # ``--platform``: the platforms every rule selects in this run (None: the rules' own).
+    platforms: tuple[Platform, ...] | None = None
     settings: AuditSettings = field(default_factory=AuditSettings)
     progress: Callable[[str], None] | None = None
     cache: VerdictCache = field(default_factory=MemoryVerdictCache)
@@ -191,7 +195,9 @@ class Auditor:
     ) -> TargetResult:
         """One target within the per-target deadline (and ``deadline_at``, the run's)."""
         display = str(target.reference)
-        rule = select_rule(self.rules, target.scopes, require=self.require)
+        rule = select_rule(
+            self.rules, target.scopes, require=self.require, platforms=self.platforms
+        )
         loop = asyncio.get_running_loop()
         own = loop.time() + self.settings.target_deadline
         ends_at = own if deadline_at is None else min(own, deadline_at)
@@ -229,6 +235,7 @@ class Auditor:
                 limits=self.settings.limits,
                 concurrency=self.settings.concurrency,
                 signature_tags=self._signature_tags,
+                verify_children_exist=self.settings.verify_children_exist,
             )
             graph = build_graph(
                 snapshot, display, self.settings.limits, is_signature=self._is_signature

@@ -18,9 +18,9 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
-from auditor import __version__
+from auditor import __version__, runflags
 from auditor.config import load_config
 from auditor.coverage import Require, exit_code
 from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
@@ -49,10 +49,14 @@ EXIT_CODES = """exit codes:
   3  nothing noncompliant, but something could not be checked
   4  internal error (a bug; --debug prints the traceback)"""
 AUDIT_EXAMPLES = """examples:
-  auditor audit now 127.0.0.1:5000/team/app           every tag of a repository
-  auditor audit now ghcr.io/acme/app:v1 --format json  one tag, JSON report
-  auditor audit now oci-layout:./build/layout:v1        an OCI image layout
-  auditor audit now -c auditor.yaml --format sarif -o audit.sarif"""
+  auditor audit now REG/team/app                 every tag of a repository
+  auditor audit now REG/team/app:v1 --format json
+  auditor audit now REG/team/*                   the repositories matching a glob
+  auditor audit now REG                          every repository in the catalog
+  auditor audit now oci-layout:./build/layout:v1 an OCI image layout
+  auditor audit now -c auditor.yaml --format sarif -o audit.sarif
+  printf '%s\\n' "$TOKEN" | auditor audit now REG/team/app -u bot --password-stdin
+  (REG: your registry's host[:port])"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("--state", type=Path,
                      help="state database to reuse caches from and record the run in "
                           "(default: the config's state.path, else none)")
+    runflags.add_arguments(now)
 
     serve = sub.add_parser("serve", help="run the daemon: scheduled audits, state, /metrics")
     _add_config(serve)
@@ -180,28 +185,36 @@ def layout_scope(scope: str | None, targets: Sequence[str]) -> str | None:
     return scope
 
 
-def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from auditor.app import App, AppOptions
+def _run_audit_now(
+    args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: BinaryIO | None
+) -> int:
+    from auditor.app import App, AppOptions, run_config
     from auditor.formats.table import finished_line, summary_line
     from auditor.state.runs import open_state, record_cli_run
+    from auditor.verbose import VerboseLog
 
     output = output_path(args.output)
+    flags = runflags.read_flags(args, stdin, os.environ)
     config, config_path = load_config(args.config)
-    options = AppOptions(
-        trust_policy=args.trust_policy,
-        trust_store=args.trust_store,
-        require=args.require,
-        layout_scope=layout_scope(args.scope, args.targets),
-        config_path=config_path,
-    )
+    scope = layout_scope(args.scope, args.targets)
     if not args.targets and not config.registries and not config.layouts:
         raise UsageError(
             "auditor audit now: nothing to audit: give TARGETs or a config with registries/layouts"
         )
+    config = run_config(config, flags, args.targets)
+    options = AppOptions(
+        trust_policy=args.trust_policy,
+        trust_store=args.trust_store,
+        require=args.require,
+        platforms=flags.platforms,
+        layout_scope=scope,
+        config_path=config_path,
+    )
+    verbose = VerboseLog(stderr) if args.verbose else None
     # On a terminal, one line rewritten in place while targets start; off a terminal (a CI
     # log), one line per target as it finishes. --no-progress: neither; --quiet: no
     # per-target lines (it prints nothing when everything is compliant).
-    show_progress = not args.no_progress and stderr.isatty()
+    show_progress = not args.no_progress and stderr.isatty() and verbose is None
     show_finished = not args.no_progress and not args.quiet and not stderr.isatty()
 
     def progress(line: str) -> None:
@@ -217,12 +230,15 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
     async def run() -> AuditReport:
         store = open_state(state_path) if state_path else None
         try:
+            if verbose is not None:
+                verbose.start(config, args.targets, flags)
             async with App(
                 config,
                 options,
-                progress=progress if show_progress else None,
+                progress=verbose.progress if verbose else progress if show_progress else None,
                 finished=finished if show_finished else None,
                 store=store,
+                on_response=verbose.response if verbose else None,
             ) as app:
                 if store is None:
                     return await app.audit(args.targets)
@@ -234,6 +250,8 @@ def _run_audit_now(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> 
     report = asyncio.run(run())
     if show_progress:
         stderr.write("\r\033[K")
+    if verbose is not None:
+        verbose.finished(report)
     fmt = Format(args.format) if args.format else Format.TABLE
     terminal = output is None and stdout.isatty()
     text = render(
@@ -278,13 +296,14 @@ def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+         stderr: TextIO | None = None, stdin: BinaryIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
+    source = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(arguments)
         if args.command == "audit":
-            return _run_audit_now(args, out, err)
+            return _run_audit_now(args, out, err, source)
         if args.command == "serve":
             from auditor.daemon.command import run_serve
 

@@ -364,6 +364,8 @@ class LimitsConfig(_Strict):
     max_bytes_per_target: int = Field(
         default=256 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024 * 1024
     )
+    # Repositories one catalog listing may hold (a glob in the config or a HOST/* target).
+    max_repositories: int = Field(default=10_000, ge=1, le=1_000_000)
     # OCSP / CRL requests per run (URLs taken from signed material).
     max_revocation_fetches: int = Field(default=200, ge=0, le=100_000)
     # Registry answers kept for the rest of a run so each is fetched once per run
@@ -556,6 +558,10 @@ class AuditorConfig(_Strict):
     coverage: list[CoverageRuleConfig] = Field(default_factory=list)
     waivers: list[WaiverConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # Fetch every image manifest an index lists, to check the registry has it and its bytes
+    # match the index's descriptor; off: such a leaf is judged on its descriptor alone, which
+    # is what its signatures cover (auditor/crawl.py).
+    verify_children_exist: bool = False
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig | None = None
@@ -575,6 +581,10 @@ class AuditorConfig(_Strict):
             if layout.path.resolve() == wanted:
                 return layout
         return None
+
+
+# The default of ``verify_children_exist`` for direct callers of the crawl (tests, tools).
+DEFAULT_VERIFY_CHILDREN: bool = AuditorConfig().verify_children_exist
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -143,13 +143,17 @@ def select_rule(
     scope: str | Sequence[str],
     *,
     require: Require | None = None,
+    platforms: tuple[Platform, ...] | None = None,
 ) -> CoverageRule:
     """The first rule whose scope matches (any of ``scope`` when several names are given: an
     OCI layout matches by its policy scope ``local/NAME`` and by ``oci-layout:PATH``), else
-    DEFAULT_RULE; ``require`` (``--require``) wins."""
+    DEFAULT_RULE; ``require`` (``--require``) and ``platforms`` (``--platform``) win over the
+    rule's own for this run."""
     names = (scope,) if isinstance(scope, str) else tuple(scope)
     rule = next((r for r in rules if any(r.matches(n) for n in names)), DEFAULT_RULE)
-    return rule.with_require(require) if require is not None else rule
+    if require is not None:
+        rule = rule.with_require(require)
+    return replace(rule, platforms=platforms) if platforms is not None else rule
 
 
 def platform_matches(selector: Platform, platform: Platform | None) -> bool:

@@ -4,6 +4,14 @@ Breadth-first, one level at a time, so every digest is first reached at its shal
 and the result does not depend on which request finished first. A failure below the root is
 recorded against its digest and the crawl goes on; only a root that cannot be fetched fails
 the whole target (there is nothing to audit without it).
+
+An image manifest listed by an index (a platform, an attestation) is not fetched unless
+``verify_children_exist``: what a signature covers is the descriptor (media type, digest, size),
+and the index already holds it, so the node is judged on that descriptor, as a runtime pulling
+the platform resolves it. Its referrers are still looked up. What only the fetch can tell (the
+registry really has it, its bytes match the descriptor's size, its body is not something else)
+is checked with ``verify_children_exist: true``. Indexes, and children of any other media type,
+are always fetched: their content decides what else there is.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from auditor.config import DEFAULT_LIMITS
+from auditor.config import DEFAULT_LIMITS, DEFAULT_VERIFY_CHILDREN
 from auditor.errors import AuditorError, NotFound
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
@@ -39,6 +47,7 @@ class _State:
     semaphore: asyncio.Semaphore
     signature_tags: Callable[[str], Sequence[str]]
     manifests: dict[str, FetchedManifest]
+    described: dict[str, Descriptor]
     referrers: dict[str, tuple[Descriptor, ...]]
     errors: dict[str, list[str]]
 
@@ -61,6 +70,7 @@ async def crawl(
     limits: GraphLimits | None = None,
     concurrency: int = DEFAULT_LIMITS.concurrency_per_registry,
     signature_tags: Callable[[str], Sequence[str]] | None = None,
+    verify_children_exist: bool = DEFAULT_VERIFY_CHILDREN,
 ) -> Snapshot:
     """Root (tag or digest), every index child recursively, and the referrers of every node.
 
@@ -68,6 +78,7 @@ async def crawl(
     outside the referrers API (cosign's legacy ``sha256-<hex>.sig``); a manifest found under
     one is added to the node's referrers, its descriptor carrying the tag as
     ``org.opencontainers.image.ref.name`` so the format that named the tag can claim it.
+    ``verify_children_exist`` fetches every child, image manifests included (see above).
     Raises the source's AuditorError when the root itself cannot be fetched.
     """
     limits = limits or DEFAULT_LIMITS.graph_limits()
@@ -78,6 +89,7 @@ async def crawl(
         semaphore=asyncio.Semaphore(max(1, concurrency)),
         signature_tags=signature_tags or _no_tags,
         manifests={},
+        described={},
         referrers={},
         errors={},
     )
@@ -87,11 +99,20 @@ async def crawl(
     claimed = {root_digest}
     level: list[tuple[str, Descriptor | None, int]] = [(root_digest, None, 0)]
     while level:
+        children = [desc for _, desc, _ in level if desc is not None]
+        if not verify_children_exist:
+            for desc in children:
+                if desc.media_type in mt.IMAGE_MANIFEST_TYPES:
+                    state.described[desc.digest] = desc
         await asyncio.gather(
-            *(_fetch_child(state, desc) for _, desc, _ in level if desc is not None)
+            *(_fetch_child(state, d) for d in children if d.digest not in state.described)
         )
         await asyncio.gather(
-            *(_fetch_referrers(state, d) for d, _, _ in level if d in state.manifests)
+            *(
+                _fetch_referrers(state, d)
+                for d, _, _ in level
+                if d in state.manifests or d in state.described
+            )
         )
         next_level: list[tuple[str, Descriptor | None, int]] = []
         for digest, _, depth in level:
@@ -104,6 +125,7 @@ async def crawl(
         reference=display,
         root=root_digest,
         manifests=state.manifests,
+        described=state.described,
         referrers=state.referrers,
         errors={d: tuple(m) for d, m in state.errors.items()},
     )

@@ -23,7 +23,13 @@ from auditor.listed import ListedTagsSource
 from auditor.model import Descriptor, NoteKind, ReportNote, TargetResult
 from auditor.oci.attachments import AttachmentTag, attachment_tag, impostor_reason
 from auditor.oci.manifest import ImageIndex
-from auditor.oci.reference import ImageReference, LayoutReference, Reference, parse_reference
+from auditor.oci.reference import (
+    ImageReference,
+    LayoutReference,
+    Reference,
+    RegistryPattern,
+    parse_target,
+)
 from auditor.source import ManifestSource
 
 _GLOB_CHARS = frozenset("*?[")
@@ -213,7 +219,11 @@ class Expander:
     async def from_arguments(self, texts: Sequence[str]) -> list[AuditTarget | TargetResult]:
         out: list[AuditTarget | TargetResult] = []
         for text in texts:
-            out.extend(await self.expand(parse_reference(text)))
+            target = parse_target(text)
+            if isinstance(target, RegistryPattern):
+                out.extend(await self.expand_pattern(target))
+            else:
+                out.extend(await self.expand(target))
         return out
 
     async def from_config(self) -> list[AuditTarget | TargetResult]:
@@ -245,6 +255,33 @@ class Expander:
         registry = self.config.registry_for(reference.registry)
         tag_filter = registry.tags if registry else TagFilter()
         return await self._expand_repository(source, reference, tag_filter)
+
+    async def expand_pattern(self, target: RegistryPattern) -> list[AuditTarget | TargetResult]:
+        """A whole registry, or the repositories its catalog lists that match a glob, under
+        the config's tag filter for that host (default: every tag, ``tags.limit``). A glob
+        that matches nothing is an error target: auditing nothing must not pass."""
+        source = await self.sources.registry(target.registry)
+        try:
+            catalog = await source.list_repositories()
+        except AuditorError as exc:
+            return [_failed(str(target), exc)]
+        repositories = select_repositories(catalog, [target.pattern])
+        if not repositories:
+            return [
+                error_target(
+                    str(target),
+                    f"no repository in {target.registry}'s catalog matches {target.pattern!r} "
+                    f"({len(catalog)} listed)",
+                    category=ErrorCategory.NOT_FOUND,
+                )
+            ]
+        registry = self.config.registry_for(target.registry)
+        tag_filter = registry.tags if registry else TagFilter()
+        out: list[AuditTarget | TargetResult] = []
+        for repo in repositories:
+            reference = ImageReference(target.registry, repo)
+            out.extend(await self._expand_repository(source, reference, tag_filter))
+        return out
 
     async def _expand_registry(self, registry: RegistryConfig) -> list[AuditTarget | TargetResult]:
         source = await self.sources.registry(registry.host)

@@ -10,10 +10,12 @@ malformed envelope as an integrity failure.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 
 from auditor.errors import VerificationError
 from auditor.notary import cose, jws
@@ -209,9 +211,19 @@ def load_certificate(der: bytes) -> x509.Certificate:
     ``cryptography`` parses extensions (and some fields) on first access, so a certificate with
     duplicate extensions or a bad encoding would otherwise raise deep inside chain building,
     outside the error family. Raises one of :data:`CERTIFICATE_ERRORS`.
+
+    A negative serial number is refused as Go's crypto/x509 refuses it since Go 1.23 (notation
+    is built with it), so no certificate verifies here that notation could not even parse; a
+    zero serial, which Go accepts, is accepted. ``cryptography`` only warns about both (and
+    says a future release will refuse them), so its warning is silenced and the rule is ours.
     """
-    cert = x509.load_der_x509_certificate(der)
-    _ = (cert.subject, cert.issuer, cert.serial_number, cert.extensions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        cert = x509.load_der_x509_certificate(der)
+        serial = cert.serial_number
+    if serial < 0:
+        raise ValueError("negative serial number (Go's crypto/x509 refuses it)")
+    _ = (cert.subject, cert.issuer, cert.extensions)
     _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
     cert.public_key()
     return cert

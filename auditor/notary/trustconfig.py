@@ -7,6 +7,7 @@ what it returns.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,14 @@ class NotationTrust:
     store_path: Path
 
 
-def notation_config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/notation``, else ``~/.config/notation`` (notation's default on Linux)."""
+def notation_config_dir(platform: str = sys.platform) -> Path:
+    """notation's user-level config directory, as notation-go's ``dir`` package finds it (Go's
+    ``os.UserConfigDir`` joined with ``notation``): ``~/Library/Application Support/notation``
+    on macOS (where Go ignores ``$XDG_CONFIG_HOME``), else ``$XDG_CONFIG_HOME/notation`` or
+    ``~/.config/notation``. The trust policy, the trust store, the local keys and the
+    ``config.json`` holding ``notation login``'s settings live there."""
+    if platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "notation"
     xdg = os.environ.get("XDG_CONFIG_HOME")
     base = Path(xdg) if xdg else Path.home() / ".config"
     return base / "notation"

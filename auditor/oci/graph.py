@@ -184,7 +184,8 @@ def build_graph(
         items.append(item)
         fetched = snapshot.manifests.get(item.digest)
         manifest = fetched.manifest if fetched else None
-        if fetched is None and not errors.get(item.digest):
+        described = _described(snapshot, item)
+        if fetched is None and not described and not errors.get(item.digest):
             _add(errors, item.digest, f"manifest {item.digest} was not fetched")
         if not isinstance(manifest, ImageIndex):
             continue
@@ -220,6 +221,19 @@ def build_graph(
     ]
     final = tuple(_with_error(n, errors.get(n.digest)) for n in nodes)
     return ImageGraph(reference=display_reference, root=snapshot.root, nodes=final)
+
+
+def _described(snapshot: Snapshot, item: _Pending) -> bool:
+    """Whether ``item`` is an image manifest known by its index descriptor alone (not fetched,
+    on purpose): the very descriptor it was reached by, with an image manifest's media type."""
+    desc = item.descriptor
+    known = snapshot.described.get(item.digest)
+    return (
+        desc is not None
+        and known is not None
+        and known == desc
+        and desc.media_type in mt.IMAGE_MANIFEST_TYPES
+    )
 
 
 def _own_platform(item: _Pending) -> Platform | None:

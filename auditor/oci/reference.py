@@ -21,6 +21,11 @@ LAYOUT_PREFIX = "oci-layout:"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
+def is_valid_host(text: str) -> bool:
+    """``host[:port]`` as references spell it (a bracketed IPv6 address included)."""
+    return bool(_HOST.match(text))
+
+
 def hostname(host: str) -> str:
     """``host[:port]`` without its port (``[::1]:5000`` -> ``[::1]``; a bare ``::1`` is kept)."""
     if host.startswith("["):
@@ -128,6 +133,93 @@ def parse_layout_reference(text: str) -> LayoutReference:
     return LayoutReference(body, tag, digest)
 
 
+def _looks_like_host(component: str) -> bool:
+    """Docker's rule for the first ``/``-separated component of a reference: a registry host
+    when it has a ``.`` or a ``:`` (a port), or is ``localhost`` (or a bracketed IPv6
+    address); otherwise the reference is a Docker Hub repository (``team/app``)."""
+    return "." in component or ":" in component or component == "localhost" or component[:1] == "["
+
+
+def _is_bare_host(text: str) -> bool:
+    """A TARGET with no ``/`` names a whole registry only when it cannot be a Docker Hub
+    image: a valid ``host[:port]`` whose host has a ``.``, is ``localhost`` or is bracketed.
+    ``node:20`` stays Docker Hub's image (a numeric tag is not a port: write ``HOST:PORT/``
+    to mean that host), and so does ``ubuntu:22.04`` (not a port at all)."""
+    if not _HOST.match(text):
+        return False
+    name = hostname(text)
+    return "." in name or name == "localhost" or name.startswith("[")
+
+
+@dataclass(frozen=True)
+class RegistryPattern:
+    """A whole registry (``pattern`` ``*``) or the repositories matching a glob, listed from
+    its catalog: ``HOST[:PORT]``, ``HOST/``, ``HOST/*``, ``HOST/team/*``."""
+
+    registry: str
+    pattern: str = "*"
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.pattern}"
+
+
+Target = Reference | RegistryPattern
+_GLOB = frozenset("*?[")
+_PATTERN = re.compile(r"^[a-z0-9._/*?\[\]!-]+$")
+
+
+def parse_target(text: str) -> Target:
+    """A ``TARGET`` argument: an image reference, or a registry / repository glob.
+
+    The rule that tells a host from a Docker Hub name is Docker's (see :func:`_looks_like_host`)
+    with one addition for a lone component (:func:`_is_bare_host`). A repository glob needs a
+    registry host: Docker Hub has no catalog to list.
+    """
+    original = text.strip()
+    if not original or original.startswith(LAYOUT_PREFIX):
+        return parse_reference(original)
+    body = original
+    for scheme in ("https://", "http://"):
+        body = body.removeprefix(scheme)
+    first, slash, rest = body.partition("/")
+    if "@" in first:
+        return parse_reference(original)  # refuses credentials without echoing them
+    if not slash:
+        return RegistryPattern(_registry_host(first, original)) if _is_bare_host(first) else (
+            parse_reference(original)
+        )
+    globbed = bool(_GLOB & set(rest))
+    if not _looks_like_host(first):
+        if globbed:
+            raise InvalidReference(
+                f"target {original!r}: a repository glob needs a registry host "
+                "(HOST/team/*); Docker Hub has no catalog to list"
+            )
+        return parse_reference(original)
+    if rest and not globbed:
+        return parse_reference(original)
+    pattern = rest or "*"
+    if ":" in pattern or "@" in pattern:
+        raise InvalidReference(
+            f"target {original!r}: a repository glob takes no tag or digest "
+            "(every tag of each matching repository is audited)"
+        )
+    if not _PATTERN.match(pattern):
+        raise InvalidReference(f"target {original!r}: {pattern!r} is not a repository glob")
+    return RegistryPattern(_registry_host(first, original), pattern)
+
+
+def _registry_host(host: str, original: str) -> str:
+    if not _HOST.match(host):
+        raise InvalidReference(f"target {original!r}: {host!r} is not a valid registry host")
+    if host.lower() in _DOCKER_HUB_ALIASES:
+        raise InvalidReference(
+            f"target {original!r}: Docker Hub has no catalog to list; name a repository "
+            "(docker.io/library/alpine)"
+        )
+    return host
+
+
 def parse_reference(text: str) -> Reference:
     """Parse a user-supplied reference; raises InvalidReference naming the text on any defect."""
     original = text.strip()
@@ -154,8 +246,7 @@ def parse_reference(text: str) -> Reference:
         if not _TAG.match(tag):
             raise InvalidReference(f"reference {original!r}: {tag!r} is not a valid tag")
     first, _, remainder = text.partition("/")
-    looks_like_host = "." in first or ":" in first or first == "localhost" or first[:1] == "["
-    if remainder and looks_like_host:
+    if remainder and _looks_like_host(first):
         registry, repository = first, remainder
     else:
         registry, repository = DOCKER_HUB, text

@@ -25,6 +25,10 @@ def _frozen(value: Mapping[str, V] | None) -> Mapping[str, V]:
 class Snapshot:
     """The root digest, every manifest fetched, every node's referrers and every error.
 
+    ``described`` holds the image manifests an index listed that were not fetched (the crawl's
+    ``verify_children_exist`` is off): they are known by their index descriptor only, which is
+    what a signature covers.
+
     ``errors`` holds, per digest, the one-line reasons it could not be fetched or a guard
     tripped on it (a node can have several: its referrers failed and its index is too wide).
     """
@@ -34,8 +38,10 @@ class Snapshot:
     manifests: Mapping[str, FetchedManifest] = field(default_factory=dict)
     referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
     errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    described: Mapping[str, Descriptor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "manifests", _frozen(self.manifests))
+        object.__setattr__(self, "described", _frozen(self.described))
         object.__setattr__(self, "referrers", _frozen(self.referrers))
         object.__setattr__(self, "errors", _frozen(self.errors))

@@ -1,8 +1,15 @@
-"""Credentials from docker's ``config.json``: ``auths``, ``credHelpers`` and ``credsStore``.
+"""Stored logins: docker's ``config.json`` and notation's, each with ``auths``, ``credHelpers``
+and ``credsStore``.
 
-Lookup follows docker's order: a per-registry ``credHelpers`` entry, else the global
-``credsStore``, else the ``auths`` entry. Helpers are run as ``docker-credential-<name> get``
-with the server address on stdin. Values are wrapped in :class:`Secret` straight away.
+Lookup in one file follows docker's order: a per-registry ``credHelpers`` entry, else the
+global ``credsStore``, else the ``auths`` entry. Helpers are run as
+``docker-credential-<name> get`` with the server address on stdin. Values are wrapped in
+:class:`Secret` straight away.
+
+Which file, as ``notation`` chooses (its ``internal/auth`` credentials store): notation's own
+``config.json`` (in notation's config directory; written by ``notation login``) when it has any
+login configured (a ``credsStore``, a ``credHelpers`` entry or an ``auths`` entry), else
+docker's (``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuthError, ConfigError
+from auditor.notary.trustconfig import notation_config_dir
 from auditor.registry.auth import Credentials
 from auditor.registry.secret import Secret
 
@@ -37,6 +45,28 @@ def default_docker_config_path() -> Path:
     return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
 
 
+def notation_login_path() -> Path:
+    """``config.json`` in notation's config directory (where ``notation login`` records its
+    credential store, or plain ``auths``)."""
+    return notation_config_dir() / "config.json"
+
+
+def has_logins(doc: dict[str, Any]) -> bool:
+    """Whether a config file configures any login, as notation decides which file to use: a
+    non-empty ``credsStore``, ``credHelpers`` or ``auths``."""
+    return any(bool(doc.get(key)) for key in ("credsStore", "credHelpers", "auths"))
+
+
+def stored_logins_path() -> Path | None:
+    """The file whose logins count, as notation picks it: notation's ``config.json`` when it
+    configures a login, else docker's when it exists; None when neither does."""
+    notation = notation_login_path()
+    if notation.is_file() and has_logins(load_docker_config(notation)):
+        return notation
+    docker = default_docker_config_path()
+    return docker if docker.is_file() else None
+
+
 def normalize_key(key: str) -> str:
     """An ``auths`` key as a bare host (docker accepts ``https://host/v1/`` and ``host``)."""
     for prefix in ("https://", "http://"):
@@ -51,12 +81,20 @@ def server_address(host: str) -> str:
     return DOCKER_HUB_KEY if host.lower() in DOCKER_HUB_HOSTS else host
 
 
+_MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
 def load_docker_config(path: Path) -> dict[str, Any]:
+    """A docker-format config file (docker's, or notation's own ``config.json``), bounded."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_CONFIG_BYTES + 1)
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"docker config {path}: larger than {_MAX_CONFIG_BYTES} bytes")
+        doc = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"docker config {path} does not exist") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(
             f"docker config {path} is not readable JSON ({type(exc).__name__})"
         ) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -105,15 +105,24 @@ async def _graph(app: App, target: AuditTarget, selection: Selection) -> tuple[
                 "--missing signs what the coverage policy finds unsigned, which needs a trust "
                 "policy: pass --trust-policy/--trust-store or set trust: in the config"
             )
-        result = await app.auditor.audit_target(target)
+        # Every node fetched (see below), whatever the config says for audits.
+        settings = replace(app.auditor.settings, verify_children_exist=True)
+        result = await replace(app.auditor, settings=settings).audit_target(target)
         if not result.nodes or result.digest is None:
             raise SigningError(f"{display}: cannot be audited: {result.error}")
         graph = ImageGraph(display, result.digest, tuple(v.node for v in result.nodes))
         verdicts = {v.node.digest: v for v in result.nodes}
         return graph, select(graph, selection, verdicts)
     limits = app.auditor.settings.limits
+    # Every node is fetched: a signature is only made for a manifest the registry really has,
+    # with the media type and size it really has.
     snapshot = await crawl(
-        target.source, target.repository, target.ref, display=display, limits=limits
+        target.source,
+        target.repository,
+        target.ref,
+        display=display,
+        limits=limits,
+        verify_children_exist=True,
     )
     # Only notation signatures matter here: they are what this command makes and re-checks.
     graph = build_graph(snapshot, display, limits, is_signature=is_notation_signature)

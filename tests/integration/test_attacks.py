@@ -767,27 +767,53 @@ def test_envelope_blob_unavailable_is_an_error(
     assert len(envelope) == layer["size"]
 
 
-def _tampered(scene: Scene, auditing: Auditing, digest: str) -> CliRun:
-    """Audit after the stored bytes of ``digest`` were changed (same length)."""
+def _tampered(
+    scene: Scene, auditing: Auditing, digest: str, *, verify_children: bool = False
+) -> CliRun:
+    """Audit after the stored bytes of ``digest`` were changed (same length); with
+    ``verify_children``, under ``verify_children_exist: true``."""
+    extra: list[str] = []
+    if verify_children:
+        config = write_config(scene.layout.parent / "verify.yaml", {"verify_children_exist": True})
+        extra = ["--config", str(config)]
     if auditing.mode == "layout":
         tamper_file(scene.layout / "blobs" / "sha256" / digest.split(":", 1)[1])
-        return auditing.run(scene)
+        return auditing.run(scene, *extra)
     assert auditing.registry is not None
     scope = auditing.push(scene)
     tamper_file(registry_blob_path(auditing.registry, digest))
-    return audit_json(f"{scope}:v1", *scene.trust_args())
+    return audit_json(f"{scope}:v1", *scene.trust_args(), *extra)
 
 
 def test_tampered_platform_manifest_is_an_error(scene: Scene, auditing: Auditing) -> None:
+    """Under ``verify_children_exist: true`` every platform manifest is fetched and checked."""
     scene.sign_required()
     arm64 = scene.platform(ARM64).digest
-    target = assert_target(_tampered(scene, auditing, arm64), "error")
+    target = assert_target(_tampered(scene, auditing, arm64, verify_children=True), "error")
     verdict = node(target, arm64)
     assert verdict["status"] == "error"
     assert "hashes to" in verdict["reason"]
     assert ("unchecked", arm64) in findings(target)
     assert all(n["status"] in ("signed", "error", "unsigned") for n in target["nodes"])
     assert not any(f["kind"] != "unchecked" for f in target["findings"])
+
+
+def test_tampered_platform_manifest_not_fetched_is_judged_on_its_index_descriptor(
+    scene: Scene, registry_auditing: Auditing
+) -> None:
+    """By default a platform manifest is not fetched: its signature covers the descriptor in
+    the index (digest, media type, size), which is what the node is judged on, as ``notation
+    verify REPO@DIGEST`` resolves the digest without reading the body. The tampered bytes
+    cannot be pulled (a runtime checks the digest), so nothing unsigned runs: the verdict is
+    the signature's. (A layout is read whole to find referrers by ``subject``, so there the
+    tampered blob is an error either way: test above.)"""
+    scene.sign_required()
+    arm64 = scene.platform(ARM64).digest
+    target = assert_target(_tampered(scene, registry_auditing, arm64), "compliant")
+    verdict = node(target, arm64)
+    assert verdict["status"] == "signed"
+    assert signature_results(target, arm64) == [("valid", None)]
+    assert not target["findings"]
 
 
 @pytest.mark.parametrize("part", ["envelope", "signature-manifest"])

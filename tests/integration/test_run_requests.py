@@ -55,11 +55,13 @@ def repository(registry: RunningRegistry, signed: SignedSample) -> str:
     return f"{registry.host}/{name}"
 
 
-def _config(signed: SignedSample, **limits: Any) -> Any:
+def _config(signed: SignedSample, **settings: Any) -> Any:
+    verify = settings.pop("verify_children_exist", False)
     return parse_config(
         {
             "trust": {"policy": str(signed.trust_policy), "store": str(signed.trust_store)},
-            "limits": limits,
+            "limits": settings,
+            "verify_children_exist": verify,
         },
         "test",
     )
@@ -121,3 +123,24 @@ def test_the_cache_lives_for_one_run(signed: SignedSample, repository: str) -> N
     assert set(requests[1]) == again
     assert max(requests[1].values()) == 1
     assert _statuses(reports[1]) == _statuses(reports[0])
+
+
+def test_image_manifests_an_index_lists_are_fetched_only_when_asked(
+    signed: SignedSample, repository: str
+) -> None:
+    """A platform or attestation manifest is judged on its index descriptor (what signatures
+    cover): no GET, unless ``verify_children_exist: true``; the verdicts are the same."""
+    sample = signed.sample
+    leaves = {d.digest for d in sample.platforms.values()} | {sample.attestation.digest}
+    name = repository.split("/", 1)[1]
+
+    def leaf_gets(requests: Counter[str]) -> set[str]:
+        return {d for d in leaves if f"GET /v2/{name}/manifests/{d}" in requests}
+
+    (lean,), (lean_requests,) = asyncio.run(_runs(signed, repository, 1))
+    (full,), (full_requests,) = asyncio.run(
+        _runs(signed, repository, 1, verify_children_exist=True)
+    )
+    assert leaf_gets(lean_requests) == set()
+    assert leaf_gets(full_requests) == leaves
+    assert _statuses(lean) == _statuses(full)

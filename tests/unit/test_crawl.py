@@ -24,7 +24,7 @@ from auditor.oci import mediatypes as mt
 from auditor.oci.digest import compute_digest, fallback_tag
 from auditor.oci.graph import GraphLimits
 from auditor.oci.manifest import FetchedManifest, parse_manifest
-from devkit.samples import TAG, attach_referrer, write_sample_layout
+from devkit.samples import NESTED_TAG, TAG, attach_referrer, write_sample_layout
 from tests.support.graphs import notation_graph
 from tests.support.paths import FIXTURES
 
@@ -33,9 +33,20 @@ needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shar
 
 
 async def _graph(
-    source: OciLayoutSource, reference: str, limits: GraphLimits | None = None
+    source: OciLayoutSource,
+    reference: str,
+    limits: GraphLimits | None = None,
+    *,
+    verify_children_exist: bool = False,
 ) -> ImageGraph:
-    snapshot = await crawl(source, "", reference, display=reference, limits=limits)
+    snapshot = await crawl(
+        source,
+        "",
+        reference,
+        display=reference,
+        limits=limits,
+        verify_children_exist=verify_children_exist,
+    )
     return notation_graph(snapshot, reference, limits)
 
 
@@ -124,10 +135,11 @@ async def test_sample_layout_graph_with_referrers(tmp_path: Path) -> None:
 
 
 async def test_missing_child_becomes_error_node_and_crawl_goes_on(tmp_path: Path) -> None:
+    """With ``verify_children_exist`` every child is fetched: one the source lacks is an error."""
     sample = write_sample_layout(tmp_path)
     ppc = sample.platforms["linux/ppc64le"]
     (tmp_path / "blobs" / "sha256" / ppc.digest.split(":")[1]).unlink()
-    graph = await _graph(OciLayoutSource(tmp_path), TAG)
+    graph = await _graph(OciLayoutSource(tmp_path), TAG, verify_children_exist=True)
     by = {n.digest: n for n in graph.nodes}
     assert len(graph.nodes) == 5
     assert by[ppc.digest].error == (
@@ -136,6 +148,50 @@ async def test_missing_child_becomes_error_node_and_crawl_goes_on(tmp_path: Path
     assert by[ppc.digest].kind is NodeKind.PLATFORM
     assert str(by[ppc.digest].platform) == "linux/ppc64le"
     assert all(n.error is None for d, n in by.items() if d != ppc.digest)
+
+
+class CountingLayout(OciLayoutSource):
+    """A layout source that records every manifest asked for."""
+
+    asked: list[str]
+
+    async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        self.asked.append(reference)
+        return await super().get_manifest(repository, reference)
+
+
+async def test_image_manifests_an_index_lists_are_judged_on_their_descriptor(
+    tmp_path: Path,
+) -> None:
+    """By default a platform or attestation manifest is not fetched: its index descriptor
+    (what a signature covers) gives its media type and size, and its referrers are still
+    looked up. Indexes are always fetched (their children decide what else there is)."""
+    sample = write_sample_layout(tmp_path)
+    source = CountingLayout(tmp_path)
+    source.asked = []
+    graph = await _graph(source, NESTED_TAG)
+    leaves = {p.digest for p in sample.platforms.values()} | {sample.attestation.digest}
+    assert not leaves & set(source.asked)
+    assert sample.index.digest in source.asked
+    by = {n.digest: n for n in graph.nodes}
+    assert set(by) == {sample.nested_index.digest, sample.index.digest} | leaves
+    for platform in sample.platforms.values():
+        node = by[platform.digest]
+        assert (node.media_type, node.size) == (platform.media_type, platform.size)
+        assert node.error is None
+        assert node.kind is NodeKind.PLATFORM
+    assert by[sample.attestation.digest].kind is NodeKind.ATTESTATION
+
+    # A child the layout lacks is then no error: nothing asked for it.
+    ppc = sample.platforms["linux/ppc64le"]
+    (tmp_path / "blobs" / "sha256" / ppc.digest.split(":")[1]).unlink()
+    graph = await _graph(OciLayoutSource(tmp_path), TAG)
+    assert all(n.error is None for n in graph.nodes)
+
+    # With verify_children_exist every child is fetched.
+    source.asked = []
+    await _graph(source, TAG, verify_children_exist=True)
+    assert leaves <= set(source.asked)
 
 
 async def test_unknown_root_raises_named_error(tmp_path: Path) -> None:

@@ -580,3 +580,39 @@ def test_cose_duplicate_protected_key_is_rejected(pki: TestPKI) -> None:
     data = cbor2.dumps(cbor2.CBORTag(18, [dup, *message.value[1:]]))
     with pytest.raises(VerificationError, match="Duplicate map key"):
         parse_envelope(mt.COSE_ENVELOPE, data)
+
+
+def _cert_with_serial_bytes(serial_der: bytes) -> bytes:
+    """A self-signed certificate whose serial INTEGER content is replaced by ``serial_der``
+    (same length, so the DER stays well formed; the signature no longer matters here)."""
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "serial test")])
+    cert = (
+        cx509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x0A0B0C0D0E0F)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    original = bytes.fromhex("02060a0b0c0d0e0f")
+    assert der.count(original) == 1
+    return der.replace(original, b"\x02\x06" + serial_der)
+
+
+def test_negative_serial_number_is_refused_as_go_refuses_it() -> None:
+    """Go's crypto/x509 (notation's) refuses a negative serial since Go 1.23; so do we."""
+    from auditor.notary.envelope import CERTIFICATE_ERRORS, load_certificate
+
+    positive = load_certificate(_cert_with_serial_bytes(bytes.fromhex("0a0b0c0d0e0f")))
+    assert positive.serial_number == 0x0A0B0C0D0E0F
+    with pytest.raises(CERTIFICATE_ERRORS, match="negative serial number"):
+        load_certificate(_cert_with_serial_bytes(bytes.fromhex("8a0b0c0d0e0f")))

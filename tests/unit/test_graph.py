@@ -317,3 +317,44 @@ def test_attestation_annotation_alone_does_not_hide_a_platform_image() -> None:
     assert kinds[real.descriptor.digest] is NodeKind.ATTESTATION
     assert kinds[disguised.descriptor.digest] is NodeKind.PLATFORM
     assert kinds[bare.descriptor.digest] is NodeKind.PLATFORM
+
+
+def test_an_image_manifest_known_by_its_descriptor_alone_is_a_node_without_error() -> None:
+    """``described`` (not fetched, verify_children_exist off): media type and size come from
+    the index descriptor, the very one the node was reached by; anything else stays an error."""
+    amd, arm = _fetched(_image("amd")), _fetched(_image("arm"))
+    index = _fetched(_index([_entry(amd, "linux/amd64"), _entry(arm, "linux/arm64")]))
+    listed = {
+        d["digest"]: Descriptor(
+            d["mediaType"], d["digest"], d["size"], platform=Platform.parse(p)
+        )
+        for d, p in zip(json.loads(index.raw)["manifests"], ("linux/amd64", "linux/arm64"),
+                        strict=True)
+    }
+    sig = _sig("amd signature")
+    amd_digest, arm_digest = amd.descriptor.digest, arm.descriptor.digest
+    snapshot = Snapshot(
+        "example:v1",
+        index.descriptor.digest,
+        {index.descriptor.digest: index},
+        {amd_digest: (sig,)},
+        {},
+        described=listed,
+    )
+    by = {n.digest: n for n in notation_graph(snapshot, "example:v1").nodes}
+    assert by[amd_digest].error is None
+    assert by[arm_digest].error is None
+    assert by[amd_digest].media_type == mt.OCI_MANIFEST
+    assert by[amd_digest].size == amd.descriptor.size
+    assert by[amd_digest].kind is NodeKind.PLATFORM
+    assert by[amd_digest].signatures == (sig,)
+
+    # A described entry that is not the descriptor the node was reached by (a replayed or
+    # hand-made snapshot) does not count: the node was not fetched, which is an error.
+    other = {**listed, arm_digest: replace(listed[arm_digest], size=listed[arm_digest].size + 1)}
+    snapshot = Snapshot(
+        "example:v1", index.descriptor.digest, {index.descriptor.digest: index}, described=other
+    )
+    by = {n.digest: n for n in notation_graph(snapshot, "example:v1").nodes}
+    assert by[amd_digest].error is None
+    assert by[arm_digest].error == f"manifest {arm_digest} was not fetched"
