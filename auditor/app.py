@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
@@ -32,7 +33,6 @@ from auditor.config import (
     trust_section,
 )
 from auditor.cosign.format import CosignFormat
-from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError, UsageError
@@ -61,9 +61,11 @@ from auditor.signatures.interface import SignatureFormat
 from auditor.source import ManifestSource
 from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
 from auditor.state.naming import registry_source
-from auditor.state.store import Store
 from auditor.targets import Expander, glob_can_match_a_repository, is_glob
 from auditor.verdicts import MemoryVerdictCache, VerdictCache
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by whoever opens a store (--state, the daemon)
+    from auditor.state.store import Store
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ def signature_formats(
     A new format is one line here (and its package beside ``notary/``).
     """
     limits = config.limits
-    cosign = load_cosign_trust(config.cosign) if config.cosign is not None else None
+    cosign = None
+    if config.cosign is not None:
+        from auditor.cosign.material import load_cosign_trust  # sigstore: only when configured
+
+        cosign = load_cosign_trust(config.cosign)
     return (
         NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),
         CosignFormat(cosign, max_blob_bytes=limits.max_envelope_bytes),
@@ -588,6 +594,8 @@ def check_configuration(
         )
     if config.cosign is not None:
         # Keys parse, regexps compile, the trusted root loads (read locally, never fetched).
+        from auditor.cosign.material import load_cosign_trust
+
         try:
             load_cosign_trust(config.cosign, f"{source}: cosign")
         except ConfigError as exc:

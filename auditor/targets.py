@@ -28,6 +28,7 @@ from auditor.oci.reference import (
     LayoutReference,
     Reference,
     RegistryPattern,
+    is_valid_repository,
     parse_target,
 )
 from auditor.source import ManifestSource
@@ -305,6 +306,18 @@ class Expander:
     async def _expand_repository(
         self, source: ManifestSource, reference: ImageReference, tag_filter: TagFilter
     ) -> list[AuditTarget | TargetResult]:
+        if not is_valid_repository(reference.repository):
+            # A name from a catalog (or a config) goes into request paths: "../x" or "a?b"
+            # would address something else on the registry. Refused, and said.
+            shown = repr(reference.repository[:100])
+            return [
+                error_target(
+                    f"{reference.registry}/{shown}",
+                    f"{reference.registry}: {shown} is not a valid repository name "
+                    "(distribution's grammar): not audited",
+                    category=ErrorCategory.INVALID,
+                )
+            ]
         try:
             tags = await source.list_tags(reference.repository)
         except AuditorError as exc:

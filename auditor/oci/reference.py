@@ -21,6 +21,18 @@ LAYOUT_PREFIX = "oci-layout:"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
+MAX_REPOSITORY_LENGTH = 255  # distribution's limit on a whole repository name
+
+
+def is_valid_repository(name: str) -> bool:
+    """A repository name by distribution's grammar (lowercase components joined by ``/``,
+    at most 255 characters): what a catalog may list and what goes into a request path."""
+    return (
+        0 < len(name) <= MAX_REPOSITORY_LENGTH
+        and all(_REPO_COMPONENT.match(c) for c in name.split("/"))
+    )
+
+
 def is_valid_host(text: str) -> bool:
     """``host[:port]`` as references spell it (a bracketed IPv6 address included)."""
     return bool(_HOST.match(text))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from auditor.errors import AuditorError, StateError
 from auditor.model import Descriptor, SignatureResult
@@ -25,8 +25,10 @@ from auditor.oci import mediatypes as mt
 from auditor.oci.digest import is_valid_digest, verify_digest
 from auditor.oci.manifest import parse_manifest
 from auditor.source import FetchedManifest, ManifestSource
-from auditor.state.store import Store
 from auditor.verdicts import VerdictKey, still_good, utcnow
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by whoever opens one: --state, the daemon
+    from auditor.state.store import Store
 
 MAX_TRUST_FILE_BYTES = 16 * 1024 * 1024
 _T = TypeVar("_T")

@@ -5,12 +5,20 @@ Docker Hub image; bounded by ``limits.max_repositories``; a glob matching nothin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.binary import run_auditor
+from tests.support.hostile import (
+    Request,
+    Response,
+    ScriptedRegistry,
+    hostile_server,
+    manifest_bytes,
+)
 from tests.support.registry_server import RunningRegistry, registry_binary, registry_server
 from tests.support.scenarios import SignedSample, build_signed_sample, push
 
@@ -110,3 +118,58 @@ def test_docker_hub_names_are_not_registries(tmp_path: Path) -> None:
     hub = run_auditor(["audit", "now", "docker.io"], cwd=tmp_path)
     assert hub.code == 2
     assert "Docker Hub has no catalog" in hub.stderr
+
+
+# --- a hostile catalog (scripted: a real registry lists only valid names, and ends) ---------
+
+
+def test_catalog_names_that_are_no_repository_are_refused(tmp_path: Path) -> None:
+    hostile = ["../../x", "app?n=1#", "UPPER/app", "a" * 300, "app/../../v2/app"]
+
+    def catalog(request: Request) -> Response | None:
+        if request.path.startswith("/v2/_catalog"):
+            return Response.json(200, {"repositories": ["app", *hostile]})
+        return None
+
+    scripted = ScriptedRegistry(tags={"v1": manifest_bytes("v1")}, override=catalog)
+    with hostile_server(scripted) as server:
+        run = run_auditor(["audit", "now", server.host, "--format", "json"], cwd=tmp_path,
+                          timeout=60)
+        paths = [r.path for r in server.requests]
+        host = server.host
+    assert run.code in (1, 3), run.stderr
+    targets = run.report["targets"]
+    refused = [t for t in targets if t["error_category"] == "invalid"]
+    assert len(refused) == len(hostile)
+    assert all("is not a valid repository name" in t["error"] for t in refused)
+    assert [t["reference"] for t in targets if t not in refused] == [f"{host}/app:v1"]
+    # nothing but the catalog and the one valid repository was asked for
+    others = [p for p in paths if not p.startswith("/v2/_catalog")]
+    assert others
+    assert all(p == "/v2/" or p.startswith("/v2/app/") for p in others), others
+    assert not any(".." in p for p in others)
+
+
+def test_an_endless_catalog_is_cut_at_the_configured_bound(tmp_path: Path) -> None:
+    served = {"pages": 0}
+
+    def endless(request: Request) -> Response | None:
+        if request.path.startswith("/v2/_catalog"):
+            page = served["pages"]
+            served["pages"] += 1
+            names = [f"r{page}x{i}" for i in range(100)]
+            link = f'</v2/_catalog?n=100&last=r{page}x99>; rel="next"'
+            return Response.json(200, {"repositories": names}, [("Link", link)])
+        return None
+
+    with hostile_server(ScriptedRegistry(override=endless)) as server:
+        (tmp_path / "auditor.yaml").write_text("limits: {max_repositories: 250}\n")
+        started = time.monotonic()
+        run = run_auditor(["audit", "now", f"{server.host}/*", "--format", "json"],
+                          cwd=tmp_path, timeout=60)
+        elapsed = time.monotonic() - started
+    assert run.code == 3
+    [target] = run.report["targets"]
+    assert "more than 250 repositories" in target["error"]
+    assert served["pages"] == 3
+    assert elapsed < 30
