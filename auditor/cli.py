@@ -237,6 +237,7 @@ def _run_audit_now(
             config,
             options,
             progress=verbose.progress if verbose else progress if show_progress else None,
+            finished=finished if show_finished else None,
             on_response=verbose.response if verbose else None,
         )
         code, line = _stream_audit_now(args, app, fmt, output, stdout)
