@@ -99,7 +99,13 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         labels=("registry", "repository", "kind", "status"),
     )
     findings = GaugeMetricFamily(
-        "auditor_findings", "Findings by rule in the latest audits",
+        "auditor_findings",
+        "Open findings (not accepted by a waiver) by rule in the latest audits",
+        labels=("registry", "repository", "rule"),
+    )
+    waived = GaugeMetricFamily(
+        "auditor_findings_waived",
+        "Findings a current config waiver accepts, by rule, in the latest audits",
         labels=("registry", "repository", "rule"),
     )
     signatures = GaugeMetricFamily(
@@ -109,6 +115,7 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
     )
     node_counts: Tally[tuple[str, ...]] = Tally()
     finding_counts: Tally[tuple[str, ...]] = Tally()
+    waived_counts: Tally[tuple[str, ...]] = Tally()
     signature_counts: Tally[tuple[str, ...]] = Tally()
     signed_values: dict[tuple[str, ...], float] = {}
     expiry_values: dict[tuple[str, ...], float] = {}
@@ -118,7 +125,10 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         if budget.take("auditor_target_compliant"):
             compliant.add_metric(labels, 1.0 if result.status.value == "compliant" else 0.0)
         for finding in result.findings:
-            finding_counts[(stored.registry, stored.repository, finding.kind)] += 1
+            # A waived finding is counted apart: it is not a failure, and a dashboard or an
+            # alert on auditor_findings must not see accepted exceptions as open problems.
+            tally = finding_counts if finding.waiver is None else waived_counts
+            tally[(stored.registry, stored.repository, finding.kind)] += 1
         for verdict in result.nodes:
             node = verdict.node
             node_counts[(stored.registry, stored.repository, node.kind.value,
@@ -147,6 +157,8 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         nodes.add_metric(count_key, float(count))
     for count_key, count in sorted(finding_counts.items()):
         findings.add_metric(count_key, float(count))
+    for count_key, count in sorted(waived_counts.items()):
+        waived.add_metric(count_key, float(count))
     for count_key, count in sorted(signature_counts.items()):
         signatures.add_metric(count_key, float(count))
 
@@ -175,7 +187,9 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         "auditor_signature_expiry_timestamp_seconds",
     ):
         dropped.add_metric((metric,), float(budget.dropped[metric]))
-    return [compliant, node_signed, expiry, nodes, findings, signatures, up, success, dropped]
+    return [
+        compliant, node_signed, expiry, nodes, findings, waived, signatures, up, success, dropped
+    ]
 
 
 class StateCollector(Collector):
