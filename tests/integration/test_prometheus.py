@@ -219,3 +219,13 @@ def test_dashboard_and_rules_return_data_from_a_real_prometheus(
         return active if active >= EXPECTED_ALERTS else None
 
     assert poll("the expected alerts pending or firing", alerts, deadline=30) >= EXPECTED_ALERTS
+    # The unsigned-platform alert names arm64, never the waived ppc64le (auditor_node_waived).
+    platforms = {
+        a["labels"].get("platform")
+        for a in prometheus.get("/api/v1/alerts")["alerts"]
+        if a["labels"]["alertname"] == "AuditorUnsignedPlatformImage"
+    }
+    assert "linux/ppc64le" not in platforms
+    assert any(p and p.startswith("linux/arm64") for p in platforms), platforms
+    marked = prometheus.query(f'auditor_node_waived{{repository="{REPOSITORY}"}}')
+    assert [s["metric"]["platform"] for s in marked] == ["linux/ppc64le"]

@@ -62,8 +62,8 @@ def _exposition(snapshot: Snapshot, limits: SeriesLimits) -> str:
 
 
 # The expected exposition, checked by hand: with max_series=6 the three targets and the first
-# three required nodes (v1's index and both platforms) fit; v2's three nodes and all four
-# expiry series are dropped and counted.
+# three required nodes (v1's index and both platforms) fit; v2's three nodes, v1's waived
+# arm64 series and all four expiry series are dropped and counted.
 CAPPED = (DATA / "metrics-capped.prom").read_text(encoding="utf-8")
 
 def test_exposition_with_a_series_cap_matches_the_expected_text() -> None:
@@ -141,10 +141,15 @@ def test_waived_findings_are_counted_apart() -> None:
     waived = {dict(k)["rule"]: v for k, v in select(samples, "auditor_findings_waived").items()}
     assert open_ == {"unsigned-platform": 1.0, "unchecked": 1.0}
     assert waived == {"unsigned-platform": 1.0}
+    # the node whose only finding is waived is marked, so alert rules can leave it out
+    marked = {(dict(k)["tag"], dict(k)["platform"]): v
+              for k, v in select(samples, "auditor_node_waived").items()}
+    assert marked == {("v1", "linux/arm64"): 1.0}
     # A waiver that has expired by the audit is no waiver: both gaps are open again.
     expired = replace(ARM64_WAIVER, expires=datetime(2029, 1, 1, tzinfo=UTC))
     v1 = multiplatform("r:5000/team/app:v1", signed_platforms=False)
     snapshot = Snapshot(targets=[_stored("v1", apply_waivers(v1, [expired], T))])
     samples = parse_metrics(_exposition(snapshot, SeriesLimits()))
     assert select(samples, "auditor_findings_waived") == {}
+    assert select(samples, "auditor_node_waived") == {}
     assert sum(select(samples, "auditor_findings").values()) == 2.0
