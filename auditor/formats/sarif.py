@@ -38,7 +38,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from auditor import __version__
-from auditor.coverage import FindingKind, Summary, Tally
+from auditor.coverage import FindingKind, Summary, Tally, summarize
 from auditor.errors import InvalidReference
 from auditor.formats.common import rfc3339
 from auditor.formats.json import nested, rule_dict, run_dict
@@ -488,6 +488,8 @@ def to_dict(
                 "invocations": [
                     _invocation(successful, when, report.info, notifications, workspace)
                 ],
+                # As the JSON summary: waived findings (suppressed results) counted apart.
+                "properties": {"findings": dict(summarize(report.targets).findings)},
             }
         ],
     }
@@ -562,12 +564,15 @@ class SarifWriter:
             notifications,
             self.workspace,
         )
+        summary = self.tally.summary()
+        properties = {"findings": dict(summary.findings)}
         self.out.write("\n      ]" if self.written else "[]")
         self.out.write(
             f',\n      "tool": {nested(_tool(self.texts), 3)},\n'
-            f'      "invocations": {nested([invocation], 3)}\n    }}\n  ]\n}}\n'
+            f'      "invocations": {nested([invocation], 3)},\n'
+            f'      "properties": {nested(properties, 3)}\n    }}\n  ]\n}}\n'
         )
-        return self.tally.summary()
+        return summary
 
 
 def render(
