@@ -284,7 +284,8 @@ class App:
 
     With a ``store`` (auditor/state), registry reads by digest and signature verdicts are
     cached in it across runs and restarts; ``on_response`` sees every registry response (the
-    daemon counts them by host and status code).
+    daemon counts them by host and status code); ``progress`` hears each target as it starts
+    and ``finished`` each result as it is handed out (the CLI's stderr lines).
     """
 
     def __init__(
@@ -293,6 +294,7 @@ class App:
         options: AppOptions | None = None,
         *,
         progress: Callable[[str], None] | None = None,
+        finished: Callable[[int, int, TargetResult], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         store: Store | None = None,
         on_response: ResponseHook | None = None,
@@ -333,6 +335,7 @@ class App:
                 verify_children_exist=config.verify_children_exist,
             ),
             progress=progress,
+            finished=finished,
             cache=self._verdict_cache(),
             waivers=tuple(w.to_waiver() for w in config.waivers),
         )

@@ -117,6 +117,8 @@ class Auditor:
     progress: Callable[[str], None] | None = None
     cache: VerdictCache = field(default_factory=MemoryVerdictCache)
     waivers: Sequence[Waiver] = ()
+    # Told each result as :meth:`stream` hands it out: (position from 1, count, result).
+    finished: Callable[[int, int, TargetResult], None] | None = None
 
     async def run(
         self,
@@ -163,6 +165,7 @@ class Auditor:
         # down mark then stops the rest early, as it does sequentially).
         limit = max(1, self.settings.concurrent_targets)
         window = 1
+        handed = 0
         pending: deque[asyncio.Task[TargetResult]] = deque()
         queue = iter(enumerate(targets, 1))
         try:
@@ -177,6 +180,9 @@ class Auditor:
                 result = await pending.popleft()
                 failed = result.status is TargetStatus.ERROR
                 window = 1 if failed else min(limit, window * 2)
+                handed += 1
+                if self.finished is not None:
+                    self.finished(handed, len(targets), result)
                 yield result
         finally:
             for task in pending:

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 from auditor import __version__
-from auditor.coverage import FindingKind
+from auditor.coverage import FindingKind, summarize
 from auditor.errors import InvalidReference
 from auditor.formats.common import rfc3339
 from auditor.formats.json import rule_dict, run_dict
@@ -452,6 +452,8 @@ def to_dict(
                 "automationDetails": {"id": f"{name}/{when}"},
                 "invocations": [invocation],
                 "results": [_result(t, f, index, levels, workspace) for t, f in pairs],
+                # As the JSON summary: waived findings (suppressed results) counted apart.
+                "properties": {"findings": dict(summarize(report.targets).findings)},
             }
         ],
     }

@@ -229,6 +229,19 @@ def note_line(note: ReportNote) -> str:
     return f"warning: {clean(note.message)}"
 
 
+def finished_line(position: int, count: int, target: TargetResult) -> str:
+    """One line for a target as it finishes (the CLI's stderr off a terminal, so a CI log
+    shows progress): position, verdict, reference, open findings or the error."""
+    text = f"[{position}/{count}] {target.status.value} {clean(target.reference)}"
+    open_findings = sum(1 for f in target.findings if f.waiver is None)
+    if target.status is TargetStatus.ERROR and target.error:
+        # Errors usually start with the reference already; say it once.
+        return f"{text}: {clean(target.error.removeprefix(f'{target.reference}: '))}"
+    if open_findings:
+        text += f" ({open_findings} finding{'s' * (open_findings != 1)})"
+    return text
+
+
 def summary_line(report: AuditReport) -> str:
     """The last line of the table; the CLI prints it on stderr when the report goes to a file."""
     return _summary(report)
