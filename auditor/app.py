@@ -10,7 +10,7 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import SecretStr
 
-from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget
+from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget, ReportSink
 from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
@@ -37,7 +37,7 @@ from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError, UsageError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, Platform, ReportNote, RunInfo, TargetResult
+from auditor.model import AuditReport, Platform, ReportNote, ReportStart, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import (
@@ -511,10 +511,28 @@ class App:
         what = ", ".join(references) or "the configured registries and layouts"
         return await self.run(lambda: self.targets(references), what)
 
+    async def audit_into(self, references: Sequence[str], sink: ReportSink) -> None:
+        """``audit`` handing each target to ``sink`` as it is decided, holding none of them:
+        how ``audit now`` streams its JSON and SARIF reports."""
+        what = ", ".join(references) or "the configured registries and layouts"
+        await self.run_into(lambda: self.targets(references), what, sink)
+
     async def run(
         self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
     ) -> AuditReport:
-        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
+        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs),
+        collected into one report (``generated_at`` is its end)."""
+        collected = _Collector()
+        await self.run_into(targets, what, collected)
+        return collected.report()
+
+    async def run_into(
+        self,
+        targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]],
+        what: str,
+        sink: ReportSink,
+    ) -> None:
+        """One run over the targets ``targets()`` lists, each result to ``sink`` in order.
 
         Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
         registry marked down in an earlier run is asked again (down lasts one run). Each
@@ -527,13 +545,16 @@ class App:
         cache = RunCache(self.config.limits.run_cache_bytes)
         try:
             with run_cache(cache):
-                return await self._run(targets, what)
+                await self._run(targets, what, sink)
         finally:
             await cache.close()
 
     async def _run(
-        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
-    ) -> AuditReport:
+        self,
+        targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]],
+        what: str,
+        sink: ReportSink,
+    ) -> None:
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
@@ -547,14 +568,39 @@ class App:
                 f"{RUN_DEADLINE_PASSED} while listing targets",
                 category=ErrorCategory.TIMEOUT,
             )
-            return AuditReport(
-                generated_at=datetime.now(UTC),
-                targets=(failed,),
-                info=self.run_info(),
-                notes=tuple(self._notes),
-            )
-        report = await self.auditor.run(listed, deadline_at=deadline_at)
-        return replace(report, info=self.run_info(), notes=tuple(self._notes))
+            sink.begin(self._start())
+            sink.add(failed)
+            return
+        sink.begin(self._start())
+        async for result in self.auditor.stream(listed, deadline_at=deadline_at):
+            sink.add(result)
+
+    def _start(self) -> ReportStart:
+        return ReportStart(datetime.now(UTC), self.run_info(), tuple(self._notes))
+
+
+class _Collector:
+    """The sink behind ``App.run``: every target kept, for callers that need the whole report
+    (the table, the page, the state store, the daemon)."""
+
+    def __init__(self) -> None:
+        self.start: ReportStart | None = None
+        self.targets: list[TargetResult] = []
+
+    def begin(self, start: ReportStart) -> None:
+        self.start = start
+
+    def add(self, target: TargetResult) -> None:
+        self.targets.append(target)
+
+    def report(self) -> AuditReport:
+        start = self.start or ReportStart(datetime.now(UTC))
+        return AuditReport(
+            generated_at=datetime.now(UTC),
+            targets=tuple(self.targets),
+            info=start.info,
+            notes=start.notes,
+        )
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from auditor.budget import BudgetedSource, TargetBudget
 from auditor.config import DEFAULT_LIMITS, DEFAULT_VERIFY_CHILDREN
@@ -31,6 +32,7 @@ from auditor.model import (
     Descriptor,
     GraphNode,
     Platform,
+    ReportStart,
     SignatureResult,
     SignatureStatus,
     TargetResult,
@@ -44,6 +46,16 @@ from auditor.verdicts import MemoryVerdictCache, VerdictCache, verdict_key
 from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
+
+
+class ReportSink(Protocol):
+    """Where a run's results go, in order: ``begin`` once the targets are listed (what the
+    report says first), then ``add`` per target as it is decided. The streaming JSON and SARIF
+    writers are sinks; so is the collector behind ``App.run``."""
+
+    def begin(self, start: ReportStart) -> None: ...
+
+    def add(self, target: TargetResult) -> None: ...
 
 
 @dataclass(frozen=True)

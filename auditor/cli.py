@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from auditor import __version__, runflags
 from auditor.config import load_config
@@ -27,6 +27,9 @@ from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageErr
 from auditor.formats import Format, render
 from auditor.model import AuditReport, TargetResult
 from auditor.signing import entry as signing_commands
+
+if TYPE_CHECKING:
+    from auditor.app import App
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -226,6 +229,25 @@ def _run_audit_now(
         stderr.flush()
 
     state_path = args.state or (config.state.path if config.state else None)
+    fmt = Format(args.format) if args.format else Format.TABLE
+    if fmt in (Format.JSON, Format.SARIF) and state_path is None:
+        if verbose is not None:
+            verbose.start(config, args.targets, flags)
+        app = App(
+            config,
+            options,
+            progress=verbose.progress if verbose else progress if show_progress else None,
+            finished=finished if show_finished else None,
+            on_response=verbose.response if verbose else None,
+        )
+        code, line = _stream_audit_now(args, app, fmt, output, stdout)
+        if show_progress:
+            stderr.write("\r\033[K")
+        if verbose is not None:
+            verbose.finished_summary(line)
+        if output is not None:
+            stderr.write(f"{line} (report in {output})\n")
+        return code
 
     async def run() -> AuditReport:
         store = open_state(state_path) if state_path else None
@@ -252,7 +274,6 @@ def _run_audit_now(
         stderr.write("\r\033[K")
     if verbose is not None:
         verbose.finished(report)
-    fmt = Format(args.format) if args.format else Format.TABLE
     terminal = output is None and stdout.isatty()
     text = render(
         report,
@@ -274,6 +295,29 @@ def _run_audit_now(
         if text and not text.endswith("\n"):
             stdout.write("\n")
     return exit_code(report.targets)
+
+
+def _stream_audit_now(
+    args: argparse.Namespace, app: App, fmt: Format, output: Path | None, stdout: TextIO
+) -> tuple[int, str]:
+    """JSON and SARIF written target by target (auditor/streamed.py), holding no report;
+    the exit code and the summary line."""
+    from auditor.coverage import summary_exit_code
+    from auditor.formats.table import summary_text
+    from auditor.streamed import report_file, stream_audit
+
+    async def run(out: TextIO) -> tuple[int, str]:
+        async with app:
+            done = await stream_audit(
+                app, args.targets, fmt, out,
+                category=args.sarif_category, workspace=str(Path.cwd()),
+            )
+        return summary_exit_code(done.summary), summary_text(done.summary, done.notes)
+
+    if output is None:
+        return asyncio.run(run(stdout))
+    with report_file(output) as out:
+        return asyncio.run(run(out))
 
 
 def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -351,6 +351,15 @@ class ReportNote:
 
 
 @dataclass(frozen=True)
+class ReportStart:
+    """What a report says before its first target: known once the targets are listed."""
+
+    generated_at: datetime
+    info: RunInfo | None = None
+    notes: tuple[ReportNote, ...] = ()
+
+
+@dataclass(frozen=True)
 class AuditReport:
     generated_at: datetime
     targets: tuple[TargetResult, ...]

@@ -320,4 +320,4 @@ def bench_scale(tmp: Path, shape: Shape, sample: int = 8) -> None:
                 extra / changed_tags, extra / changed_tags <= (shape.platforms + 2) * 4))
     print(_goal("per-digest loop time / cold time >= 20", loop_wall / cold.wall,
                 loop_wall >= 20 * cold.wall))
-    print("  not run  10^5 nodes within 300 MB peak RSS (see benchmarks/RESULTS.md)")
+    print("  see      10^5 nodes within 300 MB peak RSS: ./dev bench memory (RESULTS.md)")
