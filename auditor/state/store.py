@@ -432,6 +432,16 @@ class Store:
             row = conn.execute(query).mappings().first()
         return _stored_target(row, self.where) if row is not None else None
 
+    def last_digest(self, registry: str, repository: str, tag: str) -> str | None:
+        """The digest ``registry/repository:tag`` pointed at when last audited, if it was."""
+        table = schema.target_results
+        query = select(table.c.digest).where(
+            table.c.registry == registry, table.c.repository == repository, table.c.tag == tag
+        )
+        with self._connect() as conn:
+            found = conn.execute(query).scalar()
+        return str(found) if found else None
+
     def node_history(self, reference: str, *, limit: int = 1000) -> list[StatusChange]:
         """Status changes of the nodes of one target, oldest first."""
         query = (
