@@ -172,6 +172,7 @@ class GraphNode:
     attestation_for: str | None = None
     error: str | None = None
     entries: tuple[IndexEntry, ...] = ()
+    error_category: ErrorCategory | None = None  # the kind of ``error`` (set with it)
 
     @property
     def platforms(self) -> tuple[Platform | None, ...]:
