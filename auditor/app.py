@@ -10,15 +10,16 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
 
-from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget
+from auditor.audit import RUN_DEADLINE_PASSED, Auditor, AuditSettings, AuditTarget, ReportSink
 from auditor.config import (
     DEFAULT_CONFIG_NAME,
     AuditorConfig,
@@ -32,12 +33,11 @@ from auditor.config import (
     trust_section,
 )
 from auditor.cosign.format import CosignFormat
-from auditor.cosign.material import load_cosign_trust
 from auditor.coverage import CoverageRule, Require, error_target
 from auditor.daemon.alerts.delivery import build_sinks
 from auditor.errors import AuditorError, ConfigError, ErrorCategory, StateError, UsageError
 from auditor.layout.reader import OciLayoutSource, open_layout
-from auditor.model import AuditReport, Platform, ReportNote, RunInfo, TargetResult
+from auditor.model import AuditReport, Platform, ReportNote, ReportStart, RunInfo, TargetResult
 from auditor.notary.format import NotationFormat
 from auditor.notary.revocation import RevocationChecker
 from auditor.notary.trustconfig import (
@@ -61,9 +61,11 @@ from auditor.signatures.interface import SignatureFormat
 from auditor.source import ManifestSource
 from auditor.state.caches import CachingSource, StoreVerdictCache, trust_fingerprint
 from auditor.state.naming import registry_source
-from auditor.state.store import Store
 from auditor.targets import Expander, glob_can_match_a_repository, is_glob
 from auditor.verdicts import MemoryVerdictCache, VerdictCache
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by whoever opens a store (--state, the daemon)
+    from auditor.state.store import Store
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ def signature_formats(
     A new format is one line here (and its package beside ``notary/``).
     """
     limits = config.limits
-    cosign = load_cosign_trust(config.cosign) if config.cosign is not None else None
+    cosign = None
+    if config.cosign is not None:
+        from auditor.cosign.material import load_cosign_trust  # sigstore: only when configured
+
+        cosign = load_cosign_trust(config.cosign)
     return (
         NotationFormat(verifier, max_envelope_bytes=limits.max_envelope_bytes),
         CosignFormat(cosign, max_blob_bytes=limits.max_envelope_bytes),
@@ -278,7 +284,8 @@ class App:
 
     With a ``store`` (auditor/state), registry reads by digest and signature verdicts are
     cached in it across runs and restarts; ``on_response`` sees every registry response (the
-    daemon counts them by host and status code).
+    daemon counts them by host and status code); ``progress`` hears each target as it starts
+    and ``finished`` each result as it is handed out (the CLI's stderr lines).
     """
 
     def __init__(
@@ -287,6 +294,7 @@ class App:
         options: AppOptions | None = None,
         *,
         progress: Callable[[str], None] | None = None,
+        finished: Callable[[int, int, TargetResult], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         store: Store | None = None,
         on_response: ResponseHook | None = None,
@@ -327,6 +335,7 @@ class App:
                 verify_children_exist=config.verify_children_exist,
             ),
             progress=progress,
+            finished=finished,
             cache=self._verdict_cache(),
             waivers=tuple(w.to_waiver() for w in config.waivers),
         )
@@ -502,10 +511,28 @@ class App:
         what = ", ".join(references) or "the configured registries and layouts"
         return await self.run(lambda: self.targets(references), what)
 
+    async def audit_into(self, references: Sequence[str], sink: ReportSink) -> None:
+        """``audit`` handing each target to ``sink`` as it is decided, holding none of them:
+        how ``audit now`` streams its JSON and SARIF reports."""
+        what = ", ".join(references) or "the configured registries and layouts"
+        await self.run_into(lambda: self.targets(references), what, sink)
+
     async def run(
         self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
     ) -> AuditReport:
-        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs).
+        """One run over the targets ``targets()`` lists (the CLI's and the daemon's runs),
+        collected into one report (``generated_at`` is its end)."""
+        collected = _Collector()
+        await self.run_into(targets, what, collected)
+        return collected.report()
+
+    async def run_into(
+        self,
+        targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]],
+        what: str,
+        sink: ReportSink,
+    ) -> None:
+        """One run over the targets ``targets()`` lists, each result to ``sink`` in order.
 
         Bounded by ``limits.run_deadline_seconds`` when set, target listing included; a
         registry marked down in an earlier run is asked again (down lasts one run). Each
@@ -518,13 +545,16 @@ class App:
         cache = RunCache(self.config.limits.run_cache_bytes)
         try:
             with run_cache(cache):
-                return await self._run(targets, what)
+                await self._run(targets, what, sink)
         finally:
             await cache.close()
 
     async def _run(
-        self, targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]], what: str
-    ) -> AuditReport:
+        self,
+        targets: Callable[[], Awaitable[list[AuditTarget | TargetResult]]],
+        what: str,
+        sink: ReportSink,
+    ) -> None:
         run_deadline = self.config.limits.run_deadline_seconds
         deadline_at = (
             None if run_deadline is None else asyncio.get_running_loop().time() + run_deadline
@@ -538,14 +568,39 @@ class App:
                 f"{RUN_DEADLINE_PASSED} while listing targets",
                 category=ErrorCategory.TIMEOUT,
             )
-            return AuditReport(
-                generated_at=datetime.now(UTC),
-                targets=(failed,),
-                info=self.run_info(),
-                notes=tuple(self._notes),
-            )
-        report = await self.auditor.run(listed, deadline_at=deadline_at)
-        return replace(report, info=self.run_info(), notes=tuple(self._notes))
+            sink.begin(self._start())
+            sink.add(failed)
+            return
+        sink.begin(self._start())
+        async for result in self.auditor.stream(listed, deadline_at=deadline_at):
+            sink.add(result)
+
+    def _start(self) -> ReportStart:
+        return ReportStart(datetime.now(UTC), self.run_info(), tuple(self._notes))
+
+
+class _Collector:
+    """The sink behind ``App.run``: every target kept, for callers that need the whole report
+    (the table, the page, the state store, the daemon)."""
+
+    def __init__(self) -> None:
+        self.start: ReportStart | None = None
+        self.targets: list[TargetResult] = []
+
+    def begin(self, start: ReportStart) -> None:
+        self.start = start
+
+    def add(self, target: TargetResult) -> None:
+        self.targets.append(target)
+
+    def report(self) -> AuditReport:
+        start = self.start or ReportStart(datetime.now(UTC))
+        return AuditReport(
+            generated_at=datetime.now(UTC),
+            targets=tuple(self.targets),
+            info=start.info,
+            notes=start.notes,
+        )
 
 
 def _daemon_secrets(config: AuditorConfig) -> list[str]:
@@ -585,6 +640,8 @@ def check_configuration(
         )
     if config.cosign is not None:
         # Keys parse, regexps compile, the trusted root loads (read locally, never fetched).
+        from auditor.cosign.material import load_cosign_trust
+
         try:
             load_cosign_trust(config.cosign, f"{source}: cosign")
         except ConfigError as exc:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from auditor.budget import BudgetedSource, TargetBudget
 from auditor.config import DEFAULT_LIMITS, DEFAULT_VERIFY_CHILDREN
@@ -31,6 +32,7 @@ from auditor.model import (
     Descriptor,
     GraphNode,
     Platform,
+    ReportStart,
     SignatureResult,
     SignatureStatus,
     TargetResult,
@@ -44,6 +46,16 @@ from auditor.verdicts import MemoryVerdictCache, VerdictCache, verdict_key
 from auditor.waivers import Waiver, apply_waivers
 
 RUN_DEADLINE_PASSED = "not audited: the run deadline passed (limits.run_deadline_seconds)"
+
+
+class ReportSink(Protocol):
+    """Where a run's results go, in order: ``begin`` once the targets are listed (what the
+    report says first), then ``add`` per target as it is decided. The streaming JSON and SARIF
+    writers are sinks; so is the collector behind ``App.run``."""
+
+    def begin(self, start: ReportStart) -> None: ...
+
+    def add(self, target: TargetResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,8 @@ class Auditor:
     progress: Callable[[str], None] | None = None
     cache: VerdictCache = field(default_factory=MemoryVerdictCache)
     waivers: Sequence[Waiver] = ()
+    # Told each result as :meth:`stream` hands it out: (position from 1, count, result).
+    finished: Callable[[int, int, TargetResult], None] | None = None
 
     async def run(
         self,
@@ -163,6 +177,7 @@ class Auditor:
         # down mark then stops the rest early, as it does sequentially).
         limit = max(1, self.settings.concurrent_targets)
         window = 1
+        handed = 0
         pending: deque[asyncio.Task[TargetResult]] = deque()
         queue = iter(enumerate(targets, 1))
         try:
@@ -177,6 +192,9 @@ class Auditor:
                 result = await pending.popleft()
                 failed = result.status is TargetStatus.ERROR
                 window = 1 if failed else min(limit, window * 2)
+                handed += 1
+                if self.finished is not None:
+                    self.finished(handed, len(targets), result)
                 yield result
         finally:
             for task in pending:

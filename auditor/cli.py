@@ -18,15 +18,18 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from auditor import __version__, runflags
 from auditor.config import load_config
 from auditor.coverage import Require, exit_code
 from auditor.errors import AuditorError, ConfigError, InvalidReference, UsageError
 from auditor.formats import Format, render
-from auditor.model import AuditReport
+from auditor.model import AuditReport, TargetResult
 from auditor.signing import entry as signing_commands
+
+if TYPE_CHECKING:
+    from auditor.app import App
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -102,8 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("--sarif-category", metavar="NAME",
                      help="sarif: the analysis name (automationDetails), so several audits of "
                           "one commit can be uploaded side by side (default: registry-auditor)")
-    now.add_argument("--quiet", "-q", action="store_true", help="table: print findings only")
-    now.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    now.add_argument("--quiet", "-q", action="store_true",
+                     help="table: print open findings only (nothing when all is compliant); "
+                          "no per-target lines on stderr")
+    now.add_argument("--no-progress", action="store_true",
+                     help="no progress on stderr (on a terminal a line rewritten in place; "
+                          "elsewhere, as in CI, one line per target as it finishes)")
     now.add_argument("--state", type=Path,
                      help="state database to reuse caches from and record the run in "
                           "(default: the config's state.path, else none)")
@@ -185,7 +192,7 @@ def _run_audit_now(
     args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: BinaryIO | None
 ) -> int:
     from auditor.app import App, AppOptions, run_config
-    from auditor.formats.table import summary_line
+    from auditor.formats.table import finished_line, summary_line
     from auditor.state.runs import open_state, record_cli_run
     from auditor.verbose import VerboseLog
 
@@ -207,13 +214,40 @@ def _run_audit_now(
         config_path=config_path,
     )
     verbose = VerboseLog(stderr) if args.verbose else None
+    # On a terminal, one line rewritten in place while targets start; off a terminal (a CI
+    # log), one line per target as it finishes. --no-progress: neither; --quiet: no
+    # per-target lines (it prints nothing when everything is compliant).
     show_progress = not args.no_progress and stderr.isatty() and verbose is None
+    show_finished = not args.no_progress and not args.quiet and not stderr.isatty()
 
     def progress(line: str) -> None:
         stderr.write(f"\r\033[K{line}")
         stderr.flush()
 
+    def finished(position: int, count: int, result: TargetResult) -> None:
+        stderr.write(f"{finished_line(position, count, result)}\n")
+        stderr.flush()
+
     state_path = args.state or (config.state.path if config.state else None)
+    fmt = Format(args.format) if args.format else Format.TABLE
+    if fmt in (Format.JSON, Format.SARIF) and state_path is None:
+        if verbose is not None:
+            verbose.start(config, args.targets, flags)
+        app = App(
+            config,
+            options,
+            progress=verbose.progress if verbose else progress if show_progress else None,
+            finished=finished if show_finished else None,
+            on_response=verbose.response if verbose else None,
+        )
+        code, line = _stream_audit_now(args, app, fmt, output, stdout)
+        if show_progress:
+            stderr.write("\r\033[K")
+        if verbose is not None:
+            verbose.finished_summary(line)
+        if output is not None:
+            stderr.write(f"{line} (report in {output})\n")
+        return code
 
     async def run() -> AuditReport:
         store = open_state(state_path) if state_path else None
@@ -224,6 +258,7 @@ def _run_audit_now(
                 config,
                 options,
                 progress=verbose.progress if verbose else progress if show_progress else None,
+                finished=finished if show_finished else None,
                 store=store,
                 on_response=verbose.response if verbose else None,
             ) as app:
@@ -239,7 +274,6 @@ def _run_audit_now(
         stderr.write("\r\033[K")
     if verbose is not None:
         verbose.finished(report)
-    fmt = Format(args.format) if args.format else Format.TABLE
     terminal = output is None and stdout.isatty()
     text = render(
         report,
@@ -261,6 +295,29 @@ def _run_audit_now(
         if text and not text.endswith("\n"):
             stdout.write("\n")
     return exit_code(report.targets)
+
+
+def _stream_audit_now(
+    args: argparse.Namespace, app: App, fmt: Format, output: Path | None, stdout: TextIO
+) -> tuple[int, str]:
+    """JSON and SARIF written target by target (auditor/streamed.py), holding no report;
+    the exit code and the summary line."""
+    from auditor.coverage import summary_exit_code
+    from auditor.formats.table import summary_text
+    from auditor.streamed import report_file, stream_audit
+
+    async def run(out: TextIO) -> tuple[int, str]:
+        async with app:
+            done = await stream_audit(
+                app, args.targets, fmt, out,
+                category=args.sarif_category, workspace=str(Path.cwd()),
+            )
+        return summary_exit_code(done.summary), summary_text(done.summary, done.notes)
+
+    if output is None:
+        return asyncio.run(run(stdout))
+    with report_file(output) as out:
+        return asyncio.run(run(out))
 
 
 def _run_config_check(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -545,8 +545,8 @@ def evaluate_target(
         rule=rule.label,
         error=root.error,
         policy=rule.data,
-        # A node's own failure (its referrers, a guard) is kept as text on the node.
-        error_category=ErrorCategory.OTHER if root.error else None,
+        # The root's own failure after it was read (its referrers, a guard): its kind.
+        error_category=(root.error_category or ErrorCategory.OTHER) if root.error else None,
     )
 
 
@@ -597,19 +597,41 @@ class Summary:
     )
 
 
-def summarize(targets: Iterable[TargetResult]) -> Summary:
-    nodes = dict.fromkeys(NodeStatus, 0)
-    statuses = dict.fromkeys(TargetStatus, 0)
-    findings = {"open": 0, "waived": 0}
-    for target in targets:
-        statuses[target.status] += 1
+class Tally:
+    """A run's counts, added target by target: all a streamed report keeps of what it wrote."""
+
+    def __init__(self) -> None:
+        self.nodes = dict.fromkeys(NodeStatus, 0)
+        self.targets = dict.fromkeys(TargetStatus, 0)
+        self.findings = {"open": 0, "waived": 0}
+
+    def add(self, target: TargetResult) -> None:
+        self.targets[target.status] += 1
         for verdict in target.nodes:
-            nodes[verdict.status] += 1
+            self.nodes[verdict.status] += 1
         for finding in target.findings:
-            findings["waived" if finding.waiver is not None else "open"] += 1
-    return Summary(
-        MappingProxyType(nodes), MappingProxyType(statuses), MappingProxyType(findings)
-    )
+            self.findings["waived" if finding.waiver is not None else "open"] += 1
+
+    def summary(self) -> Summary:
+        return Summary(
+            MappingProxyType(dict(self.nodes)),
+            MappingProxyType(dict(self.targets)),
+            MappingProxyType(dict(self.findings)),
+        )
+
+
+def summarize(targets: Iterable[TargetResult]) -> Summary:
+    tally = Tally()
+    for target in targets:
+        tally.add(target)
+    return tally.summary()
+
+
+def summary_exit_code(summary: Summary) -> int:
+    """:func:`exit_code` from the counts alone (a streamed report holds no targets)."""
+    if summary.targets.get(TargetStatus.NONCOMPLIANT, 0):
+        return 1
+    return 3 if summary.targets.get(TargetStatus.ERROR, 0) else 0
 
 
 def exit_code(targets: Iterable[TargetResult]) -> int:

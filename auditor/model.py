@@ -172,6 +172,7 @@ class GraphNode:
     attestation_for: str | None = None
     error: str | None = None
     entries: tuple[IndexEntry, ...] = ()
+    error_category: ErrorCategory | None = None  # the kind of ``error`` (set with it)
 
     @property
     def platforms(self) -> tuple[Platform | None, ...]:
@@ -348,6 +349,15 @@ class ReportNote:
     subject: str
     message: str
     left_out: int = 0
+
+
+@dataclass(frozen=True)
+class ReportStart:
+    """What a report says before its first target: known once the targets are listed."""
+
+    generated_at: datetime
+    info: RunInfo | None = None
+    notes: tuple[ReportNote, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -75,4 +75,8 @@ class VerboseLog:
         )
 
     def finished(self, report: AuditReport) -> None:
-        self._log.info("audit.finished", summary=summary_line(report))
+        self.finished_summary(summary_line(report))
+
+    def finished_summary(self, line: str) -> None:
+        """The end of a streamed run, which keeps its counts only."""
+        self._log.info("audit.finished", summary=line)

@@ -11,6 +11,8 @@ prints the ratio, so numbers compare across machines: the ratio is what to watch
 - scale:   issue 12's case: a seeded registry of R repositories x T tags; cold, warm and
            1%-changed audits vs a bare minimal httpx client and a per-digest process loop
            (``./dev bench scale --repositories 60 --tags 5`` for the issue's size)
+- memory:  issue 12's 10^5 nodes: peak RSS of ``audit now`` over a generated OCI layout, per
+           report format, vs the same binary auditing one tag (``./dev bench memory``)
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from auditor.oci import mediatypes as mt
 from auditor.oci.graph import build_graph
 from auditor.oci.manifest import ImageManifest, parse_manifest
 from auditor.oci.reference import LayoutReference
+from benchmarks.memory import MemoryShape, bench_memory
 from benchmarks.reaudit import bench_reaudit
 from benchmarks.scale import Shape, bench_scale
 from devkit.samples import write_sample_layout
@@ -184,8 +187,10 @@ def bench_audit(tmp: Path, repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("case", nargs="?", choices=["all", "micro", "scale"], default="all",
-                        help="micro: graph/verify/audit/memory/reaudit; scale: issue 12's case")
+    parser.add_argument("case", nargs="?", choices=["all", "micro", "scale", "memory"],
+                        default="all",
+                        help="micro: graph/verify/audit/memory/reaudit; scale: issue 12's case; "
+                             "memory: 10^5 nodes, peak RSS per report format")
     parser.add_argument("--repeat", type=int, default=15, help="timings per case (median)")
     defaults = Shape()
     parser.add_argument("--repositories", type=int, default=defaults.repositories)
@@ -195,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signed", type=float, default=defaults.signed_share,
                         help="share of nodes signed (0..1)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--memory-tags", type=int, default=MemoryShape().tags,
+                        help="memory: tags of the generated layout (x (8 platforms + 2) nodes)")
+    parser.add_argument("--formats", default="json,sarif,table",
+                        help="memory: report formats to measure, comma-separated")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="memory: directory to keep (and reuse) the generated layout in")
     parser.add_argument("--sample", type=int, default=8,
                         help="per-digest processes actually run (scaled to all digests)")
     args = parser.parse_args(argv)
@@ -208,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             bench_verify(root, args.repeat)
             bench_audit(root, args.repeat)
             bench_reaudit(root, max(3, args.repeat // 3))
+        if args.case == "memory":
+            where = args.keep or root
+            memory_shape = MemoryShape(tags=args.memory_tags)
+            bench_memory(where, memory_shape, [f for f in args.formats.split(",") if f])
         if args.case in ("all", "scale"):
             shape = Shape(args.repositories, args.tags, args.platforms, args.signed, args.seed)
             bench_scale(root, shape, sample=max(1, args.sample))

@@ -25,12 +25,13 @@ from sigstore.models import Bundle
 
 from auditor.cosign.identity import IdentityMismatch, signer_of
 from auditor.cosign.jsondoc import obj, strict_json
+from auditor.cosign.names import BUNDLE_FORMAT
 from auditor.cosign.trust import CosignRule, TrustRoot
 from auditor.errors import VerificationError
 from auditor.model import SignatureResult, SignatureStatus
 from auditor.oci import mediatypes as mt
 
-FORMAT = "cosign/bundle"
+FORMAT = BUNDLE_FORMAT
 _STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
 
 

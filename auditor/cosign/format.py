@@ -24,8 +24,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from auditor.cosign import bundle as bundles
 from auditor.cosign import legacy
+from auditor.cosign.names import BUNDLE_FORMAT
 from auditor.cosign.trust import CosignRule, CosignTrust
 from auditor.errors import AuditorError
 from auditor.model import Descriptor, SignatureResult, SignatureStatus
@@ -95,7 +95,7 @@ class CosignFormat:
         subject: Descriptor,
         signature: Descriptor,
     ) -> SignatureResult:
-        fmt = legacy.FORMAT if is_legacy(signature) else bundles.FORMAT
+        fmt = legacy.FORMAT if is_legacy(signature) else BUNDLE_FORMAT
 
         def verdict(status: SignatureStatus, reason: str) -> SignatureResult:
             failed = "integrity" if status is SignatureStatus.INVALID else None
@@ -137,8 +137,10 @@ class CosignFormat:
             data = await self._blob(source, repository, layers[0])
         except _Unread as unread:
             return verdict(unread.status, unread.reason)
+        from auditor.cosign.bundle import verify_bundle  # sigstore-python: only for a bundle
+
         return await asyncio.to_thread(
-            bundles.verify_bundle,
+            verify_bundle,
             subject_digest=subject.digest,
             data=data,
             rule=rule,

@@ -13,19 +13,22 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from sigstore.errors import Error as SigstoreError
-from sigstore.models import TrustedRoot
-from sigstore.verify import Verifier
-from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootDocument
 
-from auditor.cosign.identity import KeylessIdentity
 from auditor.cosign.keys import PublicKey, check_key
 from auditor.cosign.rekor import LogKey
 from auditor.errors import ConfigError, VerificationError
+
+if TYPE_CHECKING:
+    # sigstore-python is imported where it is used (a trusted root loaded, a bundle verified):
+    # importing it costs more than a whole small audit, and most runs have no cosign section.
+    from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
+
+    from auditor.cosign.identity import KeylessIdentity
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class TrustRoot:
 
     def verifier(self) -> Verifier:
         """sigstore's verifier over this root (cheap: it holds the root and makes no request)."""
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.verify import Verifier
+
         try:
             return Verifier(trusted_root=self.sigstore)
         except SigstoreError as exc:
@@ -75,6 +81,9 @@ def _time(value: Any) -> datetime | None:
 
 def parse_trusted_root(data: bytes, source: str) -> TrustRoot:
     """A ``trusted_root.json`` document; ConfigError names ``source`` when it cannot be used."""
+    from sigstore.models import TrustedRoot
+    from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootDocument
+
     try:
         document = TrustedRootDocument.from_json(data)
         root = TrustedRoot(document)

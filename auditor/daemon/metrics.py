@@ -89,6 +89,12 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         "1 when a required node carries a verified signature, else 0",
         labels=NODE_LABELS,
     )
+    node_waived = GaugeMetricFamily(
+        "auditor_node_waived",
+        "1 for a required node whose every finding a current config waiver accepts (only "
+        "those nodes have a series)",
+        labels=NODE_LABELS,
+    )
     expiry = GaugeMetricFamily(
         "auditor_signature_expiry_timestamp_seconds",
         "When the signature that makes a required node signed stops counting (Unix time)",
@@ -99,7 +105,13 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         labels=("registry", "repository", "kind", "status"),
     )
     findings = GaugeMetricFamily(
-        "auditor_findings", "Findings by rule in the latest audits",
+        "auditor_findings",
+        "Open findings (not accepted by a waiver) by rule in the latest audits",
+        labels=("registry", "repository", "rule"),
+    )
+    waived = GaugeMetricFamily(
+        "auditor_findings_waived",
+        "Findings a current config waiver accepts, by rule, in the latest audits",
         labels=("registry", "repository", "rule"),
     )
     signatures = GaugeMetricFamily(
@@ -109,8 +121,10 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
     )
     node_counts: Tally[tuple[str, ...]] = Tally()
     finding_counts: Tally[tuple[str, ...]] = Tally()
+    waived_counts: Tally[tuple[str, ...]] = Tally()
     signature_counts: Tally[tuple[str, ...]] = Tally()
     signed_values: dict[tuple[str, ...], float] = {}
+    waived_values: dict[tuple[str, ...], float] = {}
     expiry_values: dict[tuple[str, ...], float] = {}
     for stored in snapshot.targets:
         result = stored.result
@@ -118,7 +132,16 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         if budget.take("auditor_target_compliant"):
             compliant.add_metric(labels, 1.0 if result.status.value == "compliant" else 0.0)
         for finding in result.findings:
-            finding_counts[(stored.registry, stored.repository, finding.kind)] += 1
+            # A waived finding is counted apart: it is not a failure, and a dashboard or an
+            # alert on auditor_findings must not see accepted exceptions as open problems.
+            tally = finding_counts if finding.waiver is None else waived_counts
+            tally[(stored.registry, stored.repository, finding.kind)] += 1
+        # Per node: is each of its findings waived? (A node whose gaps are all accepted
+        # exceptions gets an auditor_node_waived series; the alert rules leave it out.)
+        node_waivers: dict[str, list[bool]] = {}
+        for finding in result.findings:
+            if finding.node is not None:
+                node_waivers.setdefault(finding.node, []).append(finding.waiver is not None)
         for verdict in result.nodes:
             node = verdict.node
             node_counts[(stored.registry, stored.repository, node.kind.value,
@@ -131,6 +154,8 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
             node_key = (*labels, node.kind.value, str(node.platform) if node.platform else "")
             signed = verdict.status is NodeStatus.SIGNED
             _min_merge(signed_values, node_key, 1.0 if signed else 0.0)
+            flags = node_waivers.get(node.digest, [])
+            _min_merge(waived_values, node_key, 1.0 if flags and all(flags) else 0.0)
             ends = [s.valid_until for s in verdict.signatures if s.status is SignatureStatus.VALID]
             # The node stays signed until its longest-lived valid signature stops counting; a
             # valid signature that never stops counting means no expiry series at all.
@@ -140,6 +165,9 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
     for signed_key, value in signed_values.items():
         if budget.take("auditor_node_signed"):
             node_signed.add_metric(signed_key, value)
+    for waived_key, value in waived_values.items():
+        if value and budget.take("auditor_node_waived"):
+            node_waived.add_metric(waived_key, value)
     for expiry_key, value in expiry_values.items():
         if budget.take("auditor_signature_expiry_timestamp_seconds"):
             expiry.add_metric(expiry_key, value)
@@ -147,6 +175,8 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
         nodes.add_metric(count_key, float(count))
     for count_key, count in sorted(finding_counts.items()):
         findings.add_metric(count_key, float(count))
+    for count_key, count in sorted(waived_counts.items()):
+        waived.add_metric(count_key, float(count))
     for count_key, count in sorted(signature_counts.items()):
         signatures.add_metric(count_key, float(count))
 
@@ -172,10 +202,14 @@ def families(snapshot: Snapshot, limits: SeriesLimits) -> list[Metric]:
     for metric in (
         "auditor_target_compliant",
         "auditor_node_signed",
+        "auditor_node_waived",
         "auditor_signature_expiry_timestamp_seconds",
     ):
         dropped.add_metric((metric,), float(budget.dropped[metric]))
-    return [compliant, node_signed, expiry, nodes, findings, signatures, up, success, dropped]
+    return [
+        compliant, node_signed, node_waived, expiry, nodes, findings, waived, signatures, up,
+        success, dropped,
+    ]
 
 
 class StateCollector(Collector):

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from auditor.coverage import FindingKind
@@ -48,6 +48,9 @@ from auditor.model import (
     TargetStatus,
 )
 from auditor.oci.reference import ImageReference, LayoutReference, parse_reference
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 WAIVED = "waived"
 """Not a target status: the overview's word for a target with findings a waiver accepted."""
@@ -589,6 +592,10 @@ def _page(report: AuditReport, context: PageContext) -> _Page:
 
 @cache
 def _environment() -> Environment:
+    # Imported here: only an HTML report (or the daemon's pages) needs Jinja2, and every
+    # `audit now` would otherwise pay for importing it.
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("auditor.formats", "templates"),
         autoescape=True,

@@ -10,11 +10,12 @@ left out: tags past ``tags.limit``, globs that matched nothing), and per target 
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from auditor import __version__
-from auditor.coverage import summarize
+from auditor.coverage import Summary, Tally, summarize
 from auditor.formats.common import rfc3339
 from auditor.model import (
     AuditReport,
@@ -22,6 +23,7 @@ from auditor.model import (
     Finding,
     NodeVerdict,
     ReportNote,
+    ReportStart,
     RuleData,
     RunInfo,
     SignatureResult,
@@ -149,22 +151,77 @@ def note_dict(note: ReportNote) -> dict[str, Any]:
     }
 
 
-def to_dict(report: AuditReport) -> dict[str, Any]:
-    """The report as plain JSON-ready data (what ``render`` serialises)."""
-    summary = summarize(report.targets)
+def summary_dict(summary: Summary) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at": rfc3339(report.generated_at),
-        "run": run_dict(report.info),
-        "notes": [note_dict(n) for n in report.notes],
-        "targets": [target_dict(t) for t in report.targets],
-        "summary": {
-            "nodes": {status.value: count for status, count in summary.nodes.items()},
-            "targets": {status.value: count for status, count in summary.targets.items()},
-            "findings": dict(summary.findings),
-        },
+        "nodes": {status.value: count for status, count in summary.nodes.items()},
+        "targets": {status.value: count for status, count in summary.targets.items()},
+        "findings": dict(summary.findings),
     }
 
 
+def head_dict(start: ReportStart) -> dict[str, Any]:
+    """Everything before ``targets``."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": rfc3339(start.generated_at),
+        "run": run_dict(start.info),
+        "notes": [note_dict(n) for n in start.notes],
+    }
+
+
+def to_dict(report: AuditReport) -> dict[str, Any]:
+    """The report as plain JSON-ready data, held whole (``JsonWriter`` writes the same)."""
+    start = ReportStart(report.generated_at, report.info, report.notes)
+    return {
+        **head_dict(start),
+        "targets": [target_dict(t) for t in report.targets],
+        "summary": summary_dict(summarize(report.targets)),
+    }
+
+
+def nested(value: Any, level: int) -> str:
+    """``value`` as ``json.dumps(indent=2)`` prints it ``level`` levels deep in a document
+    (JSON strings hold no raw newline, so indenting after each one is exact)."""
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+
+
+class JsonWriter:
+    """Writes the JSON report to ``out`` target by target, byte for byte what
+    ``json.dumps(to_dict(report), indent=2)`` prints, holding only the summary counts.
+
+    ``begin`` once the targets are listed, ``add`` as each target is decided, ``finish`` at
+    the end (it writes the summary and returns it).
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tally = Tally()
+        self.count = 0
+
+    def begin(self, start: ReportStart) -> None:
+        self.out.write("{\n")
+        for key, value in head_dict(start).items():
+            self.out.write(f"  {json.dumps(key)}: {nested(value, 1)},\n")
+        self.out.write('  "targets": ')
+
+    def add(self, target: TargetResult) -> None:
+        self.out.write("[\n    " if self.count == 0 else ",\n    ")
+        self.out.write(nested(target_dict(target), 2))
+        self.tally.add(target)
+        self.count += 1
+
+    def finish(self) -> Summary:
+        summary = self.tally.summary()
+        self.out.write("\n  ]" if self.count else "[]")
+        self.out.write(f',\n  "summary": {nested(summary_dict(summary), 1)}\n}}\n')
+        return summary
+
+
 def render(report: AuditReport) -> str:
-    return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+    buffer = io.StringIO()
+    writer = JsonWriter(buffer)
+    writer.begin(ReportStart(report.generated_at, report.info, report.notes))
+    for target in report.targets:
+        writer.add(target)
+    writer.finish()
+    return buffer.getvalue()

@@ -27,20 +27,31 @@ repository, so (see GitHub's "SARIF support for code scanning" page):
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from auditor import __version__
-from auditor.coverage import FindingKind
+from auditor.coverage import FindingKind, Summary, Tally, summarize
 from auditor.errors import InvalidReference
 from auditor.formats.common import rfc3339
-from auditor.formats.json import rule_dict, run_dict
-from auditor.model import AuditReport, Finding, NoteKind, ReportNote, TargetResult, TargetStatus
+from auditor.formats.json import nested, rule_dict, run_dict
+from auditor.model import (
+    AuditReport,
+    Finding,
+    NoteKind,
+    ReportNote,
+    ReportStart,
+    RunInfo,
+    TargetResult,
+    TargetStatus,
+)
 from auditor.oci.reference import ImageReference, parse_reference
 
 SARIF_VERSION = "2.1.0"
@@ -350,10 +361,10 @@ NOTE_TEXTS: Mapping[NoteKind, RuleText] = {
 }
 
 
-def _invocation_properties(report: AuditReport, workspace: str | None) -> dict[str, Any]:
+def _invocation_properties(info: RunInfo | None, workspace: str | None) -> dict[str, Any]:
     """The config file and trust files the verdicts came from, paths relative to the
     workspace where they lie inside it."""
-    run = run_dict(report.info)
+    run = run_dict(info)
     run.pop("tool")
 
     def relative(value: Any) -> Any:
@@ -368,37 +379,90 @@ def _invocation_properties(report: AuditReport, workspace: str | None) -> dict[s
     return relative(run) if run else {}
 
 
-def _notifications(
-    report: AuditReport, when: str, workspace: str | None
+def _target_notifications(
+    target: TargetResult, when: str, workspace: str | None
 ) -> list[dict[str, Any]]:
+    """What could not be checked in one target: notifications, never alerts."""
     notes = []
-    for target in report.targets:
-        shown = display_reference(target.reference, workspace)
-        category = target.error_category.value if target.error_category else None
-        unchecked = [f for f in target.findings if f.kind == FindingKind.UNCHECKED]
-        for finding in unchecked:
-            level = "error" if target.status is TargetStatus.ERROR and not target.nodes else (
-                "warning"
-            )
-            text = finding.message.replace(target.reference, shown)
-            if shown not in text:
-                text = f"{shown}: {text}"
-            notes.append(_notification(_scrub(text, workspace), level, shown, when, category))
-        if target.error and not unchecked:
-            text = f"{shown} could not be checked: {target.error}"
-            notes.append(
-                _notification(_scrub(text, workspace), "error", shown, when, category)
-            )
-    notes.extend(_note_notification(n, when) for n in report.notes)
+    shown = display_reference(target.reference, workspace)
+    category = target.error_category.value if target.error_category else None
+    unchecked = [f for f in target.findings if f.kind == FindingKind.UNCHECKED]
+    for finding in unchecked:
+        level = "error" if target.status is TargetStatus.ERROR and not target.nodes else (
+            "warning"
+        )
+        text = finding.message.replace(target.reference, shown)
+        if shown not in text:
+            text = f"{shown}: {text}"
+        notes.append(_notification(_scrub(text, workspace), level, shown, when, category))
+    if target.error and not unchecked:
+        text = f"{shown} could not be checked: {target.error}"
+        notes.append(_notification(_scrub(text, workspace), "error", shown, when, category))
     return notes
+
+
+def _cap_notification(cut: int, when: str) -> dict[str, Any]:
+    return {
+        "level": "warning",
+        "message": {
+            "text": f"{cut} more findings left out of this SARIF file: GitHub code scanning "
+            f"takes at most {MAX_RESULTS} results per run; the JSON report has them all"
+        },
+        "timeUtc": when,
+    }
+
+
+def _tool(texts: Mapping[str, RuleText]) -> dict[str, Any]:
+    return {
+        "driver": {
+            "name": TOOL_NAME,
+            "version": __version__,
+            "semanticVersion": __version__,
+            "rules": [_descriptor(rule_id, text) for rule_id, text in texts.items()],
+            "notifications": [
+                _descriptor(FindingKind.UNCHECKED.value, UNCHECKED),
+                *(_descriptor(k.value, t) for k, t in NOTE_TEXTS.items()),
+            ],
+        }
+    }
+
+
+def _invocation(
+    successful: bool,
+    ended: str,
+    info: RunInfo | None,
+    notifications: list[dict[str, Any]],
+    workspace: str | None,
+) -> dict[str, Any]:
+    invocation: dict[str, Any] = {"executionSuccessful": successful, "endTimeUtc": ended}
+    properties = _invocation_properties(info, workspace)
+    if properties:
+        invocation["properties"] = properties
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    return invocation
+
+
+def _automation(category: str | None, when: str) -> dict[str, Any]:
+    name = (category or DEFAULT_CATEGORY).strip("/") or DEFAULT_CATEGORY
+    return {"id": f"{name}/{when}"}
+
+
+def _checked(target: TargetResult) -> bool:
+    return target.status is not TargetStatus.ERROR or bool(target.nodes)
+
+
+def _known_rules() -> dict[str, RuleText]:
+    return {kind.value: text for kind, text in RULES.items()}
 
 
 def to_dict(
     report: AuditReport, *, category: str | None = None, workspace: str | None = None
 ) -> dict[str, Any]:
-    """The SARIF log; ``category`` names the analysis (``automationDetails``), ``workspace``
-    is the directory relative URIs are taken from (see ``artifact_uri``)."""
-    texts: dict[str, RuleText] = {kind.value: text for kind, text in RULES.items()}
+    """The SARIF log held whole (``SarifWriter`` writes the same, target by target);
+    ``category`` names the analysis (``automationDetails``), ``workspace`` is the directory
+    relative URIs are taken from (see ``artifact_uri``)."""
+    texts = _known_rules()
     pairs = [
         (t, f) for t in report.targets for f in t.findings if f.kind != FindingKind.UNCHECKED
     ]
@@ -407,58 +471,117 @@ def to_dict(
     index = {rule_id: i for i, rule_id in enumerate(texts)}
     levels = {rule_id: text.level for rule_id, text in texts.items()}
     when = rfc3339(report.generated_at)
-    notifications = _notifications(report, when, workspace)
+    notifications = [n for t in report.targets for n in _target_notifications(t, when, workspace)]
+    notifications.extend(_note_notification(n, when) for n in report.notes)
     if len(pairs) > MAX_RESULTS:
-        notifications.append(
-            {
-                "level": "warning",
-                "message": {
-                    "text": f"{len(pairs) - MAX_RESULTS} more findings left out of this SARIF "
-                    f"file: GitHub code scanning takes at most {MAX_RESULTS} results per run; "
-                    "the JSON report has them all"
-                },
-                "timeUtc": when,
-            }
-        )
+        notifications.append(_cap_notification(len(pairs) - MAX_RESULTS, when))
         pairs = pairs[:MAX_RESULTS]
-    checked = [t for t in report.targets if t.status is not TargetStatus.ERROR or t.nodes]
-    invocation: dict[str, Any] = {
-        "executionSuccessful": bool(checked) or not report.targets,
-        "endTimeUtc": when,
-    }
-    properties = _invocation_properties(report, workspace)
-    if properties:
-        invocation["properties"] = properties
-    if notifications:
-        invocation["toolExecutionNotifications"] = notifications
-    name = (category or DEFAULT_CATEGORY).strip("/") or DEFAULT_CATEGORY
+    successful = any(_checked(t) for t in report.targets) or not report.targets
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": TOOL_NAME,
-                        "version": __version__,
-                        "semanticVersion": __version__,
-                        "rules": [_descriptor(rule_id, text) for rule_id, text in texts.items()],
-                        "notifications": [
-                            _descriptor(FindingKind.UNCHECKED.value, UNCHECKED),
-                            *(_descriptor(k.value, t) for k, t in NOTE_TEXTS.items()),
-                        ],
-                    }
-                },
-                "automationDetails": {"id": f"{name}/{when}"},
-                "invocations": [invocation],
+                "automationDetails": _automation(category, when),
                 "results": [_result(t, f, index, levels, workspace) for t, f in pairs],
+                "tool": _tool(texts),
+                "invocations": [
+                    _invocation(successful, when, report.info, notifications, workspace)
+                ],
+                # As the JSON summary: waived findings (suppressed results) counted apart.
+                "properties": {"findings": dict(summarize(report.targets).findings)},
             }
         ],
     }
 
 
+class SarifWriter:
+    """Writes the SARIF log to ``out`` target by target, byte for byte what
+    ``json.dumps(to_dict(report), indent=2)`` prints: results are written as each target is
+    decided; what is kept until the end is small (the rules seen, the notifications of targets
+    that could not be checked, counts).
+    """
+
+    def __init__(
+        self, out: TextIO, *, category: str | None = None, workspace: str | None = None
+    ) -> None:
+        self.out = out
+        self.category = category
+        self.workspace = workspace
+        self.tally = Tally()
+        self.texts = _known_rules()
+        self.index = {rule_id: i for i, rule_id in enumerate(self.texts)}
+        self.notifications: list[dict[str, Any]] = []
+        self.findings = 0
+        self.written = 0
+        self.targets = 0
+        self.checked = False
+        self.start = ReportStart(datetime.now(UTC))
+        self.when = rfc3339(self.start.generated_at)
+
+    def begin(self, start: ReportStart) -> None:
+        self.start, self.when = start, rfc3339(start.generated_at)
+        self.out.write(
+            f'{{\n  "$schema": {json.dumps(SARIF_SCHEMA)},\n'
+            f'  "version": {json.dumps(SARIF_VERSION)},\n  "runs": [\n    {{\n'
+            f'      "automationDetails": {nested(_automation(self.category, self.when), 3)},\n'
+            '      "results": '
+        )
+
+    def add(self, target: TargetResult) -> None:
+        self.tally.add(target)
+        self.targets += 1
+        self.checked = self.checked or _checked(target)
+        self.notifications.extend(_target_notifications(target, self.when, self.workspace))
+        for finding in target.findings:
+            if finding.kind == FindingKind.UNCHECKED:
+                continue
+            if finding.kind not in self.texts:
+                self.texts[finding.kind] = _unknown_rule(finding.kind)
+                self.index[finding.kind] = len(self.index)
+            self.findings += 1
+            if self.written >= MAX_RESULTS:
+                continue
+            levels = {finding.kind: self.texts[finding.kind].level}
+            result = _result(target, finding, self.index, levels, self.workspace)
+            self.out.write("[\n        " if self.written == 0 else ",\n        ")
+            self.out.write(nested(result, 4))
+            self.written += 1
+
+    def finish(self, ended: datetime | None = None) -> Summary:
+        """``ended``: the run's end (``endTimeUtc``); default the report's time."""
+        notifications = [
+            *self.notifications,
+            *(_note_notification(n, self.when) for n in self.start.notes),
+        ]
+        if self.findings > MAX_RESULTS:
+            notifications.append(_cap_notification(self.findings - MAX_RESULTS, self.when))
+        successful = self.checked or not self.targets
+        invocation = _invocation(
+            successful,
+            rfc3339(ended) if ended is not None else self.when,
+            self.start.info,
+            notifications,
+            self.workspace,
+        )
+        summary = self.tally.summary()
+        properties = {"findings": dict(summary.findings)}
+        self.out.write("\n      ]" if self.written else "[]")
+        self.out.write(
+            f',\n      "tool": {nested(_tool(self.texts), 3)},\n'
+            f'      "invocations": {nested([invocation], 3)},\n'
+            f'      "properties": {nested(properties, 3)}\n    }}\n  ]\n}}\n'
+        )
+        return summary
+
+
 def render(
     report: AuditReport, *, category: str | None = None, workspace: str | None = None
 ) -> str:
-    data = to_dict(report, category=category, workspace=workspace)
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    buffer = io.StringIO()
+    writer = SarifWriter(buffer, category=category, workspace=workspace)
+    writer.begin(ReportStart(report.generated_at, report.info, report.notes))
+    for target in report.targets:
+        writer.add(target)
+    writer.finish()
+    return buffer.getvalue()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from auditor.coverage import summarize
+from auditor.coverage import Summary, summarize
 from auditor.errors import InvalidReference
 from auditor.formats.common import short_digest
 from auditor.model import (
@@ -179,15 +179,19 @@ def _finding_lines(
 
 
 def _summary(report: AuditReport) -> str:
-    summary = summarize(report.targets)
+    return summary_text(summarize(report.targets), len(report.notes))
+
+
+def summary_text(summary: Summary, notes: int = 0) -> str:
+    """The summary line from the counts alone (a streamed report keeps nothing else)."""
+    count = sum(summary.targets.values())
     targets = ", ".join(f"{n} {s.value}" for s, n in summary.targets.items())
     nodes = ", ".join(f"{n} {s.value}" for s, n in summary.nodes.items() if n)
     total = sum(summary.nodes.values())
-    text = f"{len(report.targets)} target{'s' * (len(report.targets) != 1)}: {targets}"
+    text = f"{count} target{'s' * (count != 1)}: {targets}"
     text += f"; {total} node{'s' * (total != 1)}: {nodes}" if total else ""
     waived = summary.findings["waived"]
     text += f"; {waived} finding{'s' * (waived != 1)} waived" if waived else ""
-    notes = len(report.notes)
     return text + (f"; {notes} warning{'s' * (notes != 1)}" if notes else "")
 
 
@@ -227,6 +231,19 @@ def run_line(info: RunInfo) -> str:
 
 def note_line(note: ReportNote) -> str:
     return f"warning: {clean(note.message)}"
+
+
+def finished_line(position: int, count: int, target: TargetResult) -> str:
+    """One line for a target as it finishes (the CLI's stderr off a terminal, so a CI log
+    shows progress): position, verdict, reference, open findings or the error."""
+    text = f"[{position}/{count}] {target.status.value} {clean(target.reference)}"
+    open_findings = sum(1 for f in target.findings if f.waiver is None)
+    if target.status is TargetStatus.ERROR and target.error:
+        # Errors usually start with the reference already; say it once.
+        return f"{text}: {clean(target.error.removeprefix(f'{target.reference}: '))}"
+    if open_findings:
+        text += f" ({open_findings} finding{'s' * (open_findings != 1)})"
+    return text
 
 
 def summary_line(report: AuditReport) -> str:

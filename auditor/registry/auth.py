@@ -32,6 +32,7 @@ from auditor.errors import AuthError, RegistryError
 from auditor.registry.challenge import Challenge, parse_all
 from auditor.registry.exchange import Reply, join_url, origin
 from auditor.registry.secret import Secret
+from auditor.registry.tls import ssl_cause, tls_error
 
 TokenExchange = Callable[
     [str, httpx.URL, Mapping[str, str], bytes | None, int, str], Awaitable[Reply]
@@ -259,6 +260,8 @@ async def _token_request(
         try:
             reply = await http(method, url, headers, body, MAX_TOKEN_RESPONSE, f"{what} token")
         except httpx.TransportError as exc:
+            if (cause := ssl_cause(exc)) is not None:
+                raise tls_error(cause, f"token service {url.host}", what) from None
             raise RegistryError(
                 f"{what}: token service {url.host} unreachable ({type(exc).__name__})"
             ) from None

@@ -20,6 +20,7 @@ from auditor.oci.digest import compute_digest, is_valid_digest, verify_digest
 from auditor.oci.manifest import FetchedManifest, Manifest, parse_manifest
 from auditor.registry import referrers
 from auditor.registry.auth import AuthProvider
+from auditor.registry.exchange import Reply
 from auditor.registry.pagination import collect_pages
 from auditor.registry.retry import RegistryHealth, RetryPolicy
 from auditor.registry.runcache import ENTRY_OVERHEAD, cached
@@ -137,16 +138,51 @@ class RegistryClient:
             lambda fetched: len(fetched.raw),
         )
 
+    async def get_manifest_unless(
+        self, repository: str, tag: str, digest: str
+    ) -> FetchedManifest | None:
+        """The manifest under ``tag``, or None when it still is ``digest`` (the caller holds
+        that manifest already, digest-checked): ``If-None-Match`` with the digest, which
+        distribution answers 304 without a body. Saves the body, not the request.
+        """
+        if is_valid_digest(tag) or not is_valid_digest(digest):
+            raise MalformedContent(f"{self._what(repository, tag)}: not a tag and a digest")
+        return await cached(
+            ("manifest unless", self.name, repository, tag, digest),
+            lambda: self._get_manifest_unless(repository, tag, digest),
+            lambda fetched: len(fetched.raw) if fetched is not None else 0,
+        )
+
+    async def _get_manifest_unless(
+        self, repository: str, tag: str, digest: str
+    ) -> FetchedManifest | None:
+        what = self._what(repository, tag)
+        unless = {"If-None-Match": f'"{digest}"'}
+        reply = await self._manifest_request(repository, tag, what, unless)
+        if reply.status == 304:
+            return None
+        return self._manifest_reply(reply, tag, what)
+
     async def _get_manifest(self, repository: str, reference: str) -> FetchedManifest:
         what = self._what(repository, reference)
-        reply = await self.transport.request(
+        return self._manifest_reply(
+            await self._manifest_request(repository, reference, what), reference, what
+        )
+
+    async def _manifest_request(
+        self, repository: str, reference: str, what: str, extra: dict[str, str] | None = None
+    ) -> Reply:
+        return await self.transport.request(
             "GET",
             f"/v2/{repository}/manifests/{quote(reference, safe=':')}",
             scope=f"repository:{repository}:pull",
             what=what,
             limit=self.max_manifest_bytes,
-            headers={"Accept": mt.MANIFEST_ACCEPT},
+            headers={"Accept": mt.MANIFEST_ACCEPT, **(extra or {})},
         )
+
+    def _manifest_reply(self, reply: Reply, reference: str, what: str) -> FetchedManifest:
+        """Check (status, digest) and parse a manifest answer; the digest is the checked one."""
         raise_for_status(reply, what)
         announced = reply.headers.get("docker-content-digest")
         if is_valid_digest(reference):

@@ -44,6 +44,7 @@ from auditor.registry.exchange import (
     origin,
 )
 from auditor.registry.retry import RegistryHealth, RetryPolicy
+from auditor.registry.tls import PLAIN_PEER_REASONS, ssl_cause, tls_error
 
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -53,47 +54,6 @@ _PLAIN_TO_TLS_ANSWERS = (
     b"Client sent an HTTP request to an HTTPS server",
     b"The plain HTTP request was sent to HTTPS port",
 )
-# OpenSSL's reasons when the peer of a TLS client answers in plain text.
-_PLAIN_PEER_REASONS = frozenset(
-    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
-     "UNKNOWN_PROTOCOL"}
-)
-_TLS_FIX = (
-    "give the registry's CA certificate with ca_file: in its registries entry of the config "
-    "(or --ca-file FILE), or, for a registry you control, set insecure: true (or "
-    "--insecure-registry) to skip verification"
-)
-
-
-def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    """The ``ssl.SSLError`` behind an httpx transport error, if a TLS failure caused it."""
-    current: BaseException | None = exc
-    for _ in range(8):
-        if current is None:
-            return None
-        if isinstance(current, ssl.SSLError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def tls_error(exc: ssl.SSLError, host: str, what: str) -> TlsError:
-    """A TLS failure as one line naming the fix."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or exc.reason or "certificate verify failed"
-        return TlsError(
-            f"{what}: TLS: the certificate of {host} is not trusted ({detail}); {_TLS_FIX}"
-        )
-    detail = exc.reason or type(exc).__name__
-    if detail in _PLAIN_PEER_REASONS:
-        return TlsError(
-            f"{what}: TLS: {host} does not speak TLS on this port ({detail}); use an http:// "
-            "url with insecure: true in its registries entry (or --insecure-registry) if the "
-            "registry really serves plain http"
-        )
-    return TlsError(f"{what}: TLS handshake with {host} failed ({detail}); {_TLS_FIX}")
-
-
 def _answers_like_tls_server(reply: Reply) -> bool:
     """A plain http request answered as a TLS server answers it."""
     return reply.status == 400 and any(text in reply.body for text in _PLAIN_TO_TLS_ANSWERS)
@@ -342,7 +302,7 @@ class RegistryTransport:
         # Plain http to a TLS server is recognised by its answer (a 400, checked on the reply),
         # never by a cut connection: that is retried as the transport error it is.
         cause = ssl_cause(exc) if exc is not None and url.scheme == "https" else None
-        return cause is not None and (cause.reason or "") in _PLAIN_PEER_REASONS
+        return cause is not None and (cause.reason or "") in PLAIN_PEER_REASONS
 
     def _rebased(self, url: httpx.URL) -> httpx.URL:
         """``url`` on the registry's (possibly switched) scheme."""

@@ -21,7 +21,6 @@ from auditor.notary.trustconfig import notation_config_dir
 from auditor.signing.keys import load_signing_key
 from auditor.signing.plan import Selection
 from auditor.signing.testkey import KEY_TYPES, generate_test_key
-from auditor.signing.tsa import TimestampAuthority, load_root
 
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -133,6 +132,7 @@ def run_sign(args: argparse.Namespace, stdout: TextIO) -> int:
     from auditor.app import App, AppOptions
     from auditor.signing.command import SignOptions, SignReport, sign
     from auditor.signing.report import render_json, render_table
+    from auditor.signing.tsa import TimestampAuthority, load_root
 
     selection = Selection(
         recursive=args.recursive,

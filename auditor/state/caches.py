@@ -4,7 +4,9 @@
   immutable, so they are kept by (source, repository, digest) and served from the store the
   next time (digest-checked again on the way out: a database file is not trusted more than a
   registry). Tags, tag lists, the catalog and referrers always go to the registry: they are
-  what changes. A re-audit costs one request per tag plus the referrer checks.
+  what changes. A re-audit costs one request per tag plus the referrer checks; a tag the last
+  audit saw at a digest whose manifest is kept is asked with ``If-None-Match`` (a 304 carries
+  no body: it saves the bytes, not the request).
 * ``StoreVerdictCache`` keeps signature verdicts by (trust hash, signature digest, subject
   digest, scope) until their ``recheck_at``; a changed trust policy or trust store changes the
   trust hash, so no verdict made under other trust files is ever reused.
@@ -17,16 +19,19 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from auditor.errors import AuditorError, StateError
 from auditor.model import Descriptor, SignatureResult
 from auditor.oci import mediatypes as mt
+from auditor.oci.attachments import attachment_tag
 from auditor.oci.digest import is_valid_digest, verify_digest
 from auditor.oci.manifest import parse_manifest
 from auditor.source import FetchedManifest, ManifestSource
-from auditor.state.store import Store
 from auditor.verdicts import VerdictKey, still_good, utcnow
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by whoever opens one: --state, the daemon
+    from auditor.state.store import Store
 
 MAX_TRUST_FILE_BYTES = 16 * 1024 * 1024
 _T = TypeVar("_T")
@@ -44,6 +49,7 @@ class CachingSource:
         self.store = store
         self.key = key
         self.hits = 0
+        self.not_modified = 0
         self.store_errors = 0
 
     @property
@@ -69,38 +75,74 @@ class CachingSource:
 
     async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
         if not is_valid_digest(reference):
-            return await self.inner.get_manifest(repository, reference)
-        cached = self._read(lambda: self.store.cached_manifest(self.key, repository, reference))
+            return await self._by_tag(repository, reference)
+        cached = self._cached_manifest(repository, reference)
         if cached is not None:
-            media_type, raw = cached
-            try:
-                verify_digest(raw, reference, f"cached manifest {reference}")
-                manifest = parse_manifest(raw, media_type, where=f"cached manifest {reference}")
-            except AuditorError:
-                pass  # a damaged entry is a miss
-            else:
-                self.hits += 1
-                return FetchedManifest(
-                    Descriptor(
-                        media_type=media_type,
-                        digest=reference,
-                        size=len(raw),
-                        artifact_type=manifest.artifact_type,
-                        annotations=manifest.annotations,
-                    ),
-                    raw,
-                    manifest,
-                )
+            self.hits += 1
+            return cached
         fetched = await self.inner.get_manifest(repository, reference)
-        if fetched.descriptor.digest == reference and fetched.descriptor.media_type in (
-            mt.MANIFEST_TYPES
-        ):
+        if fetched.descriptor.digest == reference:
+            self._keep(repository, fetched)
+        return fetched
+
+    def _keep(self, repository: str, fetched: FetchedManifest) -> None:
+        """Cache a manifest under its digest (the client checked the bytes against it)."""
+        descriptor = fetched.descriptor
+        if descriptor.media_type in mt.MANIFEST_TYPES and is_valid_digest(descriptor.digest):
             self._write(
                 lambda: self.store.cache_manifest(
-                    self.key, repository, reference, fetched.descriptor.media_type, fetched.raw
+                    self.key, repository, descriptor.digest, descriptor.media_type, fetched.raw
                 )
             )
+
+    async def _by_tag(self, repository: str, tag: str) -> FetchedManifest:
+        """A tag, asked conditionally when the last audit saw it at a digest whose manifest
+        is in the cache: the registry then answers "not modified" without the body (a
+        registry client that cannot ask so, or an unknown tag, is asked plainly)."""
+        if attachment_tag(tag) is not None:
+            # A fallback or signature tag is no audited target: no last digest to ask with,
+            # and keeping each one would rewrite the cache at every run.
+            return await self.inner.get_manifest(repository, tag)
+        unless = getattr(self.inner, "get_manifest_unless", None)
+        known = self._read(lambda: self.store.last_digest(self.inner.name, repository, tag))
+        held = self._cached_manifest(repository, known) if known and unless else None
+        if held is None or unless is None:
+            fetched = await self.inner.get_manifest(repository, tag)
+        else:
+            answer = await unless(repository, tag, held.descriptor.digest)
+            if answer is None:
+                self.not_modified += 1
+                return held
+            if not isinstance(answer, FetchedManifest):
+                raise TypeError(f"{self.inner.name}: get_manifest_unless returned {answer!r}")
+            fetched = answer
+        # Kept by digest: the next audit asks for the tag "unless it is still this".
+        self._keep(repository, fetched)
         return fetched
+
+    def _cached_manifest(self, repository: str, digest: str) -> FetchedManifest | None:
+        """The manifest ``digest`` from the store, digest-checked and parsed again (a database
+        file is not trusted more than a registry); None when absent or damaged."""
+        cached = self._read(lambda: self.store.cached_manifest(self.key, repository, digest))
+        if cached is None:
+            return None
+        media_type, raw = cached
+        try:
+            verify_digest(raw, digest, f"cached manifest {digest}")
+            manifest = parse_manifest(raw, media_type, where=f"cached manifest {digest}")
+        except AuditorError:
+            return None  # a damaged entry is a miss
+        return FetchedManifest(
+            Descriptor(
+                media_type=media_type,
+                digest=digest,
+                size=len(raw),
+                artifact_type=manifest.artifact_type,
+                annotations=manifest.annotations,
+            ),
+            raw,
+            manifest,
+        )
 
     async def get_blob(self, repository: str, digest: str, max_bytes: int) -> bytes:
         cached = self._read(lambda: self.store.cached_blob(self.key, repository, digest))

@@ -19,11 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from auditor.daemon.alerts.diff import AlertState, state_from_json, state_to_json
@@ -123,6 +131,20 @@ def run_result(targets: Sequence[TargetResult]) -> str:
     return TargetStatus.COMPLIANT.value
 
 
+# The newest migration (auditor/state/migrations/versions/): a database recorded at it needs no
+# Alembic at all. A new revision changes it; tests/unit/test_state_store.py checks it is
+# Alembic's head.
+HEAD_REVISION = "0003"
+
+
+def _recorded_revisions(conn: Connection) -> list[str]:
+    """What ``alembic_version`` records (empty for a new database)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return []
+    table = Table("alembic_version", MetaData(), autoload_with=conn)
+    return [str(v) for v in conn.execute(select(table.c.version_num)).scalars()]
+
+
 class Store:
     """Open with :meth:`open` (migrates to the newest schema); close with :meth:`close`."""
 
@@ -160,7 +182,23 @@ class Store:
         self.engine.dispose()
 
     def migrate(self) -> None:
-        """Upgrade to the newest revision; refuse a database made by a newer auditor."""
+        """Upgrade to the newest revision; refuse a database made by a newer auditor.
+
+        A database already at :data:`HEAD_REVISION` (every open after the first) is told by
+        one query, without Alembic: importing it costs more than a warm audit's own work.
+        """
+        with self._connect() as conn:
+            at_head = _recorded_revisions(conn) == [HEAD_REVISION]
+        if not at_head:
+            self._upgrade()
+        self.abandon_unfinished()
+
+    def _upgrade(self) -> None:
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         with self._connect() as conn:
             config = AlembicConfig()
             config.set_main_option("script_location", str(MIGRATIONS))
@@ -175,9 +213,10 @@ class Store:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
-        self.abandon_unfinished()
 
     def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self._connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
@@ -392,6 +431,16 @@ class Store:
         with self._connect() as conn:
             row = conn.execute(query).mappings().first()
         return _stored_target(row, self.where) if row is not None else None
+
+    def last_digest(self, registry: str, repository: str, tag: str) -> str | None:
+        """The digest ``registry/repository:tag`` pointed at when last audited, if it was."""
+        table = schema.target_results
+        query = select(table.c.digest).where(
+            table.c.registry == registry, table.c.repository == repository, table.c.tag == tag
+        )
+        with self._connect() as conn:
+            found = conn.execute(query).scalar()
+        return str(found) if found else None
 
     def node_history(self, reference: str, *, limit: int = 1000) -> list[StatusChange]:
         """Status changes of the nodes of one target, oldest first."""

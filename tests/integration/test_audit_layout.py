@@ -22,6 +22,7 @@ from tests.support.scenarios import (
     BUILDX_TAR,
     NOTATION_LAYOUTS,
     SignedSample,
+    assert_report_lines,
     audit_json,
     build_signed_sample,
     expected_node,
@@ -81,7 +82,7 @@ def test_sample_layout_tag_gives_exact_graph(signed: SignedSample) -> None:
     reference = f"oci-layout:{signed.path}:v1"
     run = audit_json(reference, *_trust(signed))
     assert run.code == 1, run.stderr
-    assert run.stderr == ""
+    assert_report_lines(run)  # one stderr line per finished target, nothing else
     target = _only_target(run.report)
     assert target["reference"] == reference
     assert target["digest"] == signed.sample.index.digest
@@ -174,7 +175,7 @@ def test_notation_layout_signatures_found_through_subject(name: str) -> None:
         assert sum(matches_abbreviated(d, text) for d in layout.in_layout) == 1
 
     run = audit_json(f"oci-layout:{layout.path}:v1")
-    assert run.stderr == ""
+    assert_report_lines(run)  # one stderr line per finished target, nothing else
     target = _only_target(run.report)
     assert target["digest"] == layout.image
     assert graph_view(target) == [
@@ -263,7 +264,7 @@ def test_buildx_tar_reads_as_layout(buildx_dir: Path) -> None:
     ]
 
     run = audit_json(f"oci-layout:{BUILDX_TAR}")
-    assert run.stderr == ""
+    assert_report_lines(run)  # one stderr line per finished target, nothing else
     target = _only_target(run.report)
     # No ref.name in a buildx layout: its root is audited by digest.
     assert target["reference"] == f"oci-layout:{BUILDX_TAR}@{index_digest}"
@@ -286,7 +287,7 @@ def test_buildx_layout_pushed_gives_the_same_graph(
     assert pushed.tags == {"latest": index_digest}
 
     run = audit_json(f"{registry.host}/{repository}")
-    assert run.stderr == ""
+    assert_report_lines(run)  # one stderr line per finished target, nothing else
     target = _only_target(run.report)
     assert target["reference"] == f"{registry.host}/{repository}:latest"
     assert target["digest"] == index_digest

@@ -13,7 +13,15 @@ import pytest
 from auditor.registry.auth import AuthProvider
 from devkit.samples import SampleLayout, write_sample_layout
 from tests.support.registry_server import RunningRegistry
-from tests.support.scenarios import CliRun, audit_json, isolate_environment, push, run_cli
+from tests.support.scenarios import (
+    CliRun,
+    assert_finished_lines,
+    assert_report_lines,
+    audit_json,
+    isolate_environment,
+    push,
+    run_cli,
+)
 
 WRONG_PASSWORD = "not-the-s3cret-basic"
 
@@ -101,7 +109,8 @@ def test_unreachable_registry_is_an_error_target_not_a_crash() -> None:
     reference = f"127.0.0.1:{_free_port()}/team/app:v1"
     run = audit_json(reference)
     assert run.code == 3
-    assert run.stderr == ""
+    assert_report_lines(run)  # its one finished line, with the error, and nothing else
+    assert run.stderr.startswith(f"[1/1] error {reference}: ConnectError after ")
     _assert_no_traceback(run)
     (target,) = run.report["targets"]
     assert target["reference"] == reference
@@ -143,9 +152,11 @@ def test_output_file_gets_the_report(
     run = audit_json(f"{sample_repo}:v1", "--output", out)
     assert run.code == 1  # nothing in the sample is signed
     assert run.stdout == ""
-    # the summary line still reaches the person watching, on stderr
-    assert run.stderr.startswith("1 target: 0 compliant, 1 noncompliant, 0 error")
-    assert run.stderr.endswith(f"(report in {out})\n")
+    # the target's finished line, then the summary line still reaches the person watching
+    finished, summary = run.stderr.splitlines()
+    assert finished.startswith(f"[1/1] noncompliant {sample_repo}:v1 (")
+    assert summary.startswith("1 target: 0 compliant, 1 noncompliant, 0 error")
+    assert summary.endswith(f"(report in {out})")
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["schema_version"] == 1
     (target,) = report["targets"]
@@ -166,7 +177,9 @@ def test_output_to_an_unwritable_place_is_a_usage_error(sample_repo: str, tmp_pa
 def test_table_has_a_row_per_node(sample_repo: str, sample: SampleLayout) -> None:
     run = run_cli(["audit", "now", f"{sample_repo}:v1", "--format", "table"])
     assert run.code == 1
-    assert run.stderr == ""  # not a terminal: no progress lines
+    # not a terminal: no progress line rewritten in place, one line for the finished target
+    assert_finished_lines(run.stderr, [("noncompliant", f"{sample_repo}:v1")])
+    assert "\r" not in run.stderr
     lines = run.stdout.splitlines()
     assert any(f"{sample_repo}:v1" in line for line in lines)
 

@@ -36,9 +36,10 @@ def test_audit_now_with_state_records_runs_and_reuses_caches(
     assert first.code == 1, first.stderr  # platforms unsigned
     assert _count(state, "runs") == 1
     manifests, verdicts = _count(state, "manifest_cache"), _count(state, "verdict_cache")
-    # The signature manifest, by digest; the platforms are judged on their index descriptor,
-    # not fetched (verify_children_exist is off), so they are not in the cache either.
-    assert manifests == 1
+    # The index (kept by its digest: the next audit asks for the tag "unless it is still
+    # this") and the signature manifest; the platforms are judged on their index descriptor,
+    # not fetched (verify_children_exist is off), so they are not in the cache.
+    assert manifests == 2
     assert verdicts == 1  # the index's signature
 
     second = audit_json(reference, *trust, "--state", state)

@@ -11,7 +11,12 @@ import pytest
 
 from tests.support.binary import run_auditor
 from tests.support.registry_server import RunningRegistry
-from tests.support.scenarios import SignedSample, build_signed_sample, push
+from tests.support.scenarios import (
+    SignedSample,
+    assert_finished_lines,
+    build_signed_sample,
+    push,
+)
 
 
 def _free_port() -> int:
@@ -103,8 +108,21 @@ def test_table_on_the_registry_with_summary_on_stderr_when_written_to_a_file(
     out = tmp_path / "report.txt"
     to_file = run_auditor(["audit", "now", image, *trust, "-o", out], cwd=tmp_path)
     assert to_file.stdout == ""
-    assert to_file.stderr == (
+    # Not a terminal (as in CI): one line per target as it finishes, then the summary.
+    *finished, summary = to_file.stderr.splitlines()
+    verdicts = [(line.split()[0], line.split()[1]) for line in lines
+                if line.startswith(("compliant", "noncompliant"))]
+    assert_finished_lines("\n".join(finished), verdicts)
+    assert [line.endswith((" findings)", " finding)")) for line in finished] == [
+        v[0] == "noncompliant" for v in verdicts
+    ]
+    assert summary == (
         "3 targets: 1 compliant, 2 noncompliant, 0 error; 12 nodes: 5 signed, 5 unsigned, "
-        f"2 invalid (report in {out})\n"
+        f"2 invalid (report in {out})"
     )
+    # --no-progress leaves the summary alone; --quiet leaves out the per-target lines too.
+    for flag in ("--no-progress", "--quiet"):
+        other = tmp_path / f"report{flag}.txt"
+        quiet = run_auditor(["audit", "now", image, *trust, "-o", other, flag], cwd=tmp_path)
+        assert quiet.stderr == f"{summary.replace(str(out), str(other))}\n"
     assert out.read_text(encoding="utf-8") == run.stdout

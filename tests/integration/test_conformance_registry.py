@@ -136,9 +136,13 @@ def _check(case: Case, pushed: Pushed, workdir: Path) -> str | None:
         if run.stdout or len(lines) != 1 or not lines[0].startswith("error: "):
             return f"exit 2 must be one error line and no report: {run.stdout!r} {run.stderr!r}"
         return agrees(case, CONFIG_ERROR, lines[0].removeprefix("error: "), [])
-    if run.stderr:
-        return f"unexpected stderr {run.stderr!r}"
     (target,) = run.report["targets"]
+    finished = f"[1/1] {target['status']} {target['reference']}"
+    lines = run.stderr.splitlines()
+    if len(lines) != 1 or not (
+        lines[0] == finished or lines[0].startswith((f"{finished} (", f"{finished}: "))
+    ):
+        return f"unexpected stderr {run.stderr!r}: only the target's finished line belongs there"
     root = next(n for n in target["nodes"] if n["digest"] == target["digest"])
     results = [_result(s) for s in root["signatures"]]
     if (problem := agrees(case, root["status"], root["reason"], results)) is not None:

@@ -52,11 +52,14 @@ def write_config(
     *,
     auth: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    verify_children_exist: bool = False,
 ) -> Path:
     registry: dict[str, Any] = {"url": server.url, "repositories": ["app"]}
     if auth is not None:
         registry["auth"] = auth
     doc: dict[str, Any] = {"registries": [registry], "limits": limits or {}}
+    if verify_children_exist:
+        doc["verify_children_exist"] = True
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -601,11 +604,15 @@ def test_registry_that_keeps_failing_is_marked_down(tmp_path: Path, registry: An
     assert elapsed < 20
 
 
-def test_a_thousand_failing_children_fail_fast(tmp_path: Path) -> None:
-    """Scripted: an index of 1,000 children, every child answers 503 (with retries allowed).
-    After a few failures in a row the registry is down for the run: the target is an error in
-    seconds, not 1,000 x retries."""
+@pytest.mark.parametrize("verify_children", [True, False])
+def test_a_thousand_failing_children_fail_fast(tmp_path: Path, verify_children: bool) -> None:
+    """Scripted: an index of 1,000 children, every request about a child (its manifest, its
+    referrers, its fallback tag) answers 503 (with retries allowed). After a few failures in a
+    row the registry is down for the run: the target is an error in seconds, not 1,000 x
+    retries. (With ``verify_children_exist`` off the children's manifests are not fetched:
+    their referrer lookups are what fails.)"""
     children = {f"sha256:{hashlib.sha256(str(i).encode()).hexdigest()}": i for i in range(1000)}
+    about_children = set(children) | {"sha256-" + d.split(":", 1)[1] for d in children}
     root = json.dumps({
         "schemaVersion": 2,
         "mediaType": mt.OCI_INDEX,
@@ -618,16 +625,18 @@ def test_a_thousand_failing_children_fail_fast(tmp_path: Path) -> None:
         ref = request.path.rsplit("/", 1)[1]
         if ref == "v1":
             return Response(200, [("Content-Type", mt.OCI_INDEX)], root)
-        if ref in children:
+        if ref in about_children:
             return Response(503, [("Retry-After", "1")], b"injected")
         return None
 
     registry = ScriptedRegistry(tags={"v1": root}, override=override)
     limits = {"registry_down_after": 5, "retry_attempts": 3, "retry_budget_seconds": 3}
     with hostile_server(registry) as server:
-        config = write_config(tmp_path / "f.yaml", server, limits=limits)
+        config = write_config(
+            tmp_path / "f.yaml", server, limits=limits, verify_children_exist=verify_children
+        )
         run, elapsed = audit(config, f"{server.host}/app:v1")
-        asked = [r for r in server.requests if r.path.rsplit("/", 1)[1] in children]
+        asked = [r for r in server.requests if r.path.rsplit("/", 1)[1] in about_children]
     assert run.code == 1  # the index itself is unsigned: a finding whatever the children are
     [target] = run.report["targets"]
     assert target["status"] == "noncompliant"

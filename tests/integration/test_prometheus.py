@@ -87,10 +87,20 @@ def daemon(registry: RunningRegistry, tmp_path: Path) -> Iterator[Daemon]:
     image.sign_platforms(("linux/amd64",))  # one signed platform, two unsigned
     port = free_port()
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there: a registry that is down
+    # linux/ppc64le's gap is an accepted exception (auditor_findings_waived has data);
+    # linux/arm64 stays unsigned and open, so the unsigned-platform alert still fires.
+    waiver = (
+        "waivers:\n"
+        f'  - image: "{registry.host}/{REPOSITORY}:*"\n'
+        "    platforms: [linux/ppc64le]\n"
+        "    reason: signed by another team\n"
+        "    owner: platform@example.com\n"
+        "    expires: 2099-12-31\n"
+    )
     config = write_config(
         tmp_path / "auditor.yaml", registries=[registry.host, dead], repository=REPOSITORY,
         image=image, port=port, state=tmp_path / "auditor.db", interval="1s",
-        timeout_seconds=2,
+        timeout_seconds=2, extra=waiver,
     )
     running = start_daemon(config, port, tmp_path / "serve.log")
     try:
@@ -171,7 +181,15 @@ def test_dashboard_and_rules_return_data_from_a_real_prometheus(
         deadline=60,
     )
     targets = _dashboard_targets()
-    assert len(targets) >= 9
+    assert len(targets) >= 10
+    # Waived findings are counted apart from open ones, by rule, in the real scrape.
+    waived = poll("waived findings", lambda: prometheus.query(
+        f'auditor_findings_waived{{repository="{REPOSITORY}"}}') or None, deadline=30)
+    assert {(s["metric"]["rule"], s["value"][1]) for s in waived} == {("unsigned-platform", "1")}
+    open_ = prometheus.query(
+        f'auditor_findings{{repository="{REPOSITORY}",rule="unsigned-platform"}}'
+    )
+    assert [s["value"][1] for s in open_] == ["1"]  # arm64 only; ppc64le is the waived one
     for title, expr, legend in targets:
         result = poll(f"data for panel {title!r}",
                       lambda e=expr: prometheus.query(_expand(e)) or None, deadline=30)  # type: ignore[misc]
@@ -201,3 +219,13 @@ def test_dashboard_and_rules_return_data_from_a_real_prometheus(
         return active if active >= EXPECTED_ALERTS else None
 
     assert poll("the expected alerts pending or firing", alerts, deadline=30) >= EXPECTED_ALERTS
+    # The unsigned-platform alert names arm64, never the waived ppc64le (auditor_node_waived).
+    platforms = {
+        a["labels"].get("platform")
+        for a in prometheus.get("/api/v1/alerts")["alerts"]
+        if a["labels"]["alertname"] == "AuditorUnsignedPlatformImage"
+    }
+    assert "linux/ppc64le" not in platforms
+    assert any(p and p.startswith("linux/arm64") for p in platforms), platforms
+    marked = prometheus.query(f'auditor_node_waived{{repository="{REPOSITORY}"}}')
+    assert [s["metric"]["platform"] for s in marked] == ["linux/ppc64le"]

@@ -29,7 +29,12 @@ from auditor.registry.push import push_layout
 from auditor.registry.retry import RetryPolicy
 from auditor.registry.transport import RegistryTransport
 from tests.support.binary import run_auditor
-from tests.support.registry_server import RunningRegistry, registry_binary, registry_server
+from tests.support.registry_server import (
+    RunningRegistry,
+    TokenServer,
+    registry_binary,
+    registry_server,
+)
 from tests.support.scenarios import SignedSample, build_signed_sample
 from tests.support.tls import ServerPki, make_server_pki
 
@@ -207,3 +212,35 @@ def test_beyond_loopback_the_scheme_never_changes() -> None:
     asyncio.run(run())
     assert seen
     assert all(url.startswith("http://registry.example:5000/") for url in seen)
+
+
+def test_a_token_service_with_an_untrusted_certificate_names_the_fix(
+    tmp_path_factory: pytest.TempPathFactory, pki: ServerPki, tmp_path: Path
+) -> None:
+    """The registry (plain http, loopback) sends clients to a token realm served over https
+    with the throw-away CA's certificate: the token request fails the handshake, and the
+    target's error says so and how to fix it; with the CA as ca_file the token is obtained
+    (the registry answers 404 for the repository that is not there, not a TLS error)."""
+    workdir = tmp_path_factory.mktemp("tls-token")
+    server = TokenServer(workdir, tls=(pki.certificate, pki.key))
+    with registry_server(workdir, token_server=server) as running:
+        assert server.realm.startswith("https://")
+        target = f"{running.host}/team/app:v1"
+        run = run_auditor(["audit", "now", target, "--format", "json"], cwd=tmp_path)
+        assert run.code == 3, run.stderr
+        (result,) = run.report["targets"]
+        assert "token service 127.0.0.1 is not trusted" in result["error"], result["error"]
+        assert "ca_file" in result["error"]
+        assert result["error_category"] == "tls"
+        assert server.requests == []  # the handshake failed: no request reached it
+        config = tmp_path / "auditor.yaml"
+        config.write_text(
+            f"registries:\n  - url: http://{running.host}\n    repositories: [team/app]\n"
+            f"    ca_file: {pki.ca_file}\n"
+        )
+        trusted = run_auditor(["audit", "now", "-c", config, target, "--format", "json"],
+                              cwd=tmp_path)
+        (result,) = trusted.report["targets"]
+        assert "TLS" not in result["error"], result["error"]
+        assert result["error_category"] == "not-found", result["error"]
+        assert server.requests  # the token service was reached over verified TLS

@@ -21,7 +21,13 @@ import yaml
 
 from auditor.runinfo import directory_sha256
 from tests.support.binary import run_auditor
-from tests.support.hostile import Request, Response, ScriptedRegistry, hostile_server
+from tests.support.hostile import (
+    Request,
+    Response,
+    ScriptedRegistry,
+    hostile_server,
+    manifest_bytes,
+)
 from tests.support.registry_server import RunningRegistry, registry_server
 from tests.support.scenarios import build_signed_sample, push
 from tests.support.tls import make_server_pki
@@ -148,6 +154,30 @@ def test_a_malformed_manifest_is_invalid(
     script, host = scripted
     script.tags["1"] = b'{"schemaVersion": 2, "mediaType": 7}'
     assert _categories(root, f"{host}/app:1") == ("invalid", "invalid", "invalid")
+
+
+def test_a_root_read_whose_referrers_fail_carries_their_category(
+    root: Path, scripted: tuple[ScriptedRegistry, str]
+) -> None:
+    """The root manifest is read; its signature lookup then hits 429 after retries: the
+    target's error is the root node's, and so is its category."""
+    script, host = scripted
+    script.tags["1"] = manifest_bytes("root-read")
+
+    def limited(request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if "/referrers/" in path or "/manifests/sha256-" in path:
+            return Response.json(429, {"errors": [{"code": "TOOMANYREQUESTS"}]},
+                                 [("Retry-After", "0")])
+        return None
+
+    script.override = limited
+    code, text = _audit(root, "json", f"{host}/app:1")
+    assert code == 3
+    (target,) = json.loads(text)["targets"]
+    assert target["digest"] is not None  # the root was read
+    assert "rate limited" in target["error"]
+    assert target["error_category"] == "rate-limited"
 
 
 # --- what the report was made with ------------------------------------------------------------

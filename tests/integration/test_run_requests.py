@@ -22,6 +22,10 @@ import pytest
 from auditor.app import App
 from auditor.config import parse_config
 from auditor.model import AuditReport
+from auditor.oci import mediatypes as mt
+from auditor.state.caches import CachingSource
+from auditor.state.runs import record_cli_run
+from auditor.state.store import Store
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import (
     NOTATION_LAYOUTS,
@@ -144,3 +148,63 @@ def test_image_manifests_an_index_lists_are_fetched_only_when_asked(
     assert leaf_gets(lean_requests) == set()
     assert leaf_gets(full_requests) == leaves
     assert _statuses(lean) == _statuses(full)
+
+
+async def _stored_runs(
+    signed: SignedSample, repository: str, store: Store, runs: int
+) -> tuple[list[AuditReport], list[Counter[str]], CachingSource]:
+    """Like ``_runs``, recorded in the state store as ``audit now --state`` does; counts
+    each response as ``METHOD PATH STATUS``."""
+    seen: list[Counter[str]] = []
+
+    def count(response: httpx.Response) -> None:
+        request = response.request
+        seen[-1][f"{request.method} {request.url.path} {response.status_code}"] += 1
+
+    reports = []
+    async with App(_config(signed), store=store, on_response=count) as app:
+        for _ in range(runs):
+            seen.append(Counter())
+            reports.append(await record_cli_run(store, app, [repository]))
+        source = await app.registry(repository.split("/", 1)[0])
+    assert isinstance(source, CachingSource)
+    return reports, seen, source
+
+
+def test_a_re_audit_asks_for_each_tag_unless_it_still_is_what_it_was(
+    registry: RunningRegistry, signed: SignedSample, tmp_path: Path
+) -> None:
+    """With a state store, a tag the last audit saw at a digest whose manifest is cached is
+    asked with ``If-None-Match``: distribution answers 304, no body, and the verdicts are the
+    same. A tag moved since is answered in full, and audited as what it is now."""
+    name = f"it/conditional-{uuid.uuid4().hex[:8]}"
+    push(registry.host, signed.path, name, update_fallback_tags=True)
+    repository = f"{registry.host}/{name}"
+    tags = ("v1", "v1-nested", "v1-single")
+    store = Store.open(tmp_path / "state.db")
+    try:
+        reports, requests, source = asyncio.run(_stored_runs(signed, repository, store, 2))
+        cold, warm = requests
+        assert {f"GET /v2/{name}/manifests/{t} 200" for t in tags} <= set(cold)
+        assert {f"GET /v2/{name}/manifests/{t} 304" for t in tags} <= set(warm)
+        assert not any(f"/manifests/{t} 200" in r for t in tags for r in warm)
+        assert source.not_modified == len(tags)
+        assert _statuses(reports[1]) == _statuses(reports[0])
+
+        # v1-single now names what v1 names: its answer is the new manifest, in full.
+        index = httpx.get(
+            f"{registry.url}/v2/{name}/manifests/v1", headers={"Accept": mt.OCI_INDEX}
+        )
+        moved = httpx.put(
+            f"{registry.url}/v2/{name}/manifests/v1-single",
+            content=index.content,
+            headers={"Content-Type": index.headers["content-type"]},
+        )
+        assert moved.status_code == 201, moved.text
+        (after,), (changed,), _ = asyncio.run(_stored_runs(signed, repository, store, 1))
+        assert f"GET /v2/{name}/manifests/v1-single 200" in changed
+        assert f"GET /v2/{name}/manifests/v1 304" in changed
+        single = next(t for t in after.targets if t.reference.endswith(":v1-single"))
+        assert single.digest == index.headers["docker-content-digest"]
+    finally:
+        store.close()

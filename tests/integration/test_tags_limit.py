@@ -46,8 +46,12 @@ def _report(root: Path, fmt: str) -> str:
     run = run_auditor(["audit", "now", "--format", fmt, "-o", out], cwd=root)
     assert "Traceback" not in run.stderr
     assert run.code == 1  # the sample is unsigned
-    assert run.stderr.startswith("2 targets: 0 compliant, 2 noncompliant, 0 error; ")
-    assert "; 2 warnings (report in " in run.stderr  # the summary line says it too
+    # one line per target as it finished (not a terminal), then the summary line
+    *finished, summary = run.stderr.splitlines()
+    assert [line.split()[:2] for line in finished] == [["[1/2]", "noncompliant"],
+                                                       ["[2/2]", "noncompliant"]]
+    assert summary.startswith("2 targets: 0 compliant, 2 noncompliant, 0 error; ")
+    assert "; 2 warnings (report in " in summary  # the summary line says it too
     return out.read_text(encoding="utf-8")
 
 

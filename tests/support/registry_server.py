@@ -12,6 +12,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -70,6 +71,8 @@ class TokenServer:
     service: str = "test-registry"
     issuer: str = "test-token-issuer"
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # (certificate, key) PEM files: the realm is served over https with them.
+    tls: tuple[Path, Path] | None = None
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -94,7 +97,8 @@ class TokenServer:
     @property
     def realm(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/token"
 
     def issue(self, scopes: list[str], authenticated: bool) -> str:
         access = []
@@ -203,6 +207,10 @@ class TokenServer:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -185,6 +185,23 @@ class CliRun:
         return data
 
 
+def assert_finished_lines(stderr: str, targets: Sequence[tuple[str, str]]) -> None:
+    """``audit now`` off a terminal writes one stderr line per target as it finishes, in the
+    targets' order: ``[i/n] STATUS REFERENCE`` (then ``(k findings)`` or ``: error``).
+    ``targets`` are the (status, reference) pairs the report holds, in order."""
+    lines = stderr.splitlines()
+    assert len(lines) == len(targets), (lines, targets)
+    for i, (line, (status, reference)) in enumerate(zip(lines, targets, strict=True), 1):
+        head = f"[{i}/{len(targets)}] {status} {reference}"
+        assert line == head or line.startswith((f"{head} (", f"{head}: ")), (line, head)
+
+
+def assert_report_lines(run: CliRun) -> None:
+    """The stderr of a ``--format json`` run is exactly its targets' finished lines."""
+    targets = [(t["status"], t["reference"]) for t in run.report["targets"]]
+    assert_finished_lines(run.stderr, targets)
+
+
 def run_cli(args: Sequence[str]) -> CliRun:
     """``auditor ARGS`` in-process; stdout/stderr captured (they are not terminals)."""
     out, err = io.StringIO(), io.StringIO()

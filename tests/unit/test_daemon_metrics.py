@@ -9,8 +9,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from auditor.daemon.metrics import DaemonMetrics, SeriesLimits, Snapshot, StateCollector
-from auditor.model import SignatureStatus, TargetResult
+from auditor.model import Platform, SignatureStatus, TargetResult
 from auditor.state.store import RunRecord, StoredTarget
+from auditor.waivers import Waiver, apply_waivers
 from tests.support.daemon import parse_metrics, select
 from tests.support.results import EXPIRY, multiplatform, unreachable
 
@@ -27,9 +28,20 @@ def _run(targets: int, errors: int) -> RunRecord:
     return RunRecord(1, SOURCE, "schedule", T, T, "noncompliant", targets, 0, 0, errors, 1.0, None)
 
 
+# v1's linux/arm64 gap is an accepted exception: its finding is waived, amd64's stays open.
+ARM64_WAIVER = Waiver(
+    image="r:5000/team/app:v1",
+    reason="arm64 is signed by another team",
+    owner="platform@example.com",
+    expires=datetime(2031, 1, 1, tzinfo=UTC),
+    platforms=(Platform("linux", "arm64"),),
+)
+
+
 def _snapshot(*, with_v3: bool = True) -> Snapshot:
+    v1 = multiplatform("r:5000/team/app:v1", signed_platforms=False)
     targets = [
-        _stored("v1", multiplatform("r:5000/team/app:v1", signed_platforms=False)),
+        _stored("v1", apply_waivers(v1, [ARM64_WAIVER], T)),
         _stored("v2", multiplatform("r:5000/team/app:v2", signed_platforms=True)),
     ]
     if with_v3:
@@ -50,8 +62,8 @@ def _exposition(snapshot: Snapshot, limits: SeriesLimits) -> str:
 
 
 # The expected exposition, checked by hand: with max_series=6 the three targets and the first
-# three required nodes (v1's index and both platforms) fit; v2's three nodes and all four
-# expiry series are dropped and counted.
+# three required nodes (v1's index and both platforms) fit; v2's three nodes, v1's waived
+# arm64 series and all four expiry series are dropped and counted.
 CAPPED = (DATA / "metrics-capped.prom").read_text(encoding="utf-8")
 
 def test_exposition_with_a_series_cap_matches_the_expected_text() -> None:
@@ -119,3 +131,25 @@ def test_signatures_are_counted_by_format_and_verdict() -> None:
         for k, v in select(samples, "auditor_signatures").items()
     }
     assert counted == {("notation/jws", "valid"): 2.0, ("cosign/legacy", "invalid"): 1.0}
+
+
+def test_waived_findings_are_counted_apart() -> None:
+    """auditor_findings counts open findings only; auditor_findings_waived the accepted ones,
+    by rule, so neither a dashboard nor an alert reads an exception as an open problem."""
+    samples = parse_metrics(_exposition(_snapshot(), SeriesLimits()))
+    open_ = {dict(k)["rule"]: v for k, v in select(samples, "auditor_findings").items()}
+    waived = {dict(k)["rule"]: v for k, v in select(samples, "auditor_findings_waived").items()}
+    assert open_ == {"unsigned-platform": 1.0, "unchecked": 1.0}
+    assert waived == {"unsigned-platform": 1.0}
+    # the node whose only finding is waived is marked, so alert rules can leave it out
+    marked = {(dict(k)["tag"], dict(k)["platform"]): v
+              for k, v in select(samples, "auditor_node_waived").items()}
+    assert marked == {("v1", "linux/arm64"): 1.0}
+    # A waiver that has expired by the audit is no waiver: both gaps are open again.
+    expired = replace(ARM64_WAIVER, expires=datetime(2029, 1, 1, tzinfo=UTC))
+    v1 = multiplatform("r:5000/team/app:v1", signed_platforms=False)
+    snapshot = Snapshot(targets=[_stored("v1", apply_waivers(v1, [expired], T))])
+    samples = parse_metrics(_exposition(snapshot, SeriesLimits()))
+    assert select(samples, "auditor_findings_waived") == {}
+    assert select(samples, "auditor_node_waived") == {}
+    assert sum(select(samples, "auditor_findings").values()) == 2.0

@@ -43,6 +43,7 @@ PURE = (
     "auditor.cosign.jsondoc",
     "auditor.cosign.keys",
     "auditor.cosign.legacy",
+    "auditor.cosign.names",
     "auditor.cosign.rekor",
     "auditor.cosign.trust",
     "auditor.daemon.alerts.diff",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,13 +14,14 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from auditor.errors import StateError
 from auditor.model import TargetStatus, WaiverNote
 from auditor.state import schema
 from auditor.state.codec import decode_target, encode_target
-from auditor.state.store import MIGRATIONS, Store
+from auditor.state.store import HEAD_REVISION, MIGRATIONS, Store
 from tests.support.results import AMD64, ARM64, INDEX, multiplatform, unreachable
 
 REF = "127.0.0.1:5000/team/app:v1"
@@ -64,6 +67,25 @@ def test_migrates_an_empty_database_to_every_table(tmp_path: Path) -> None:
     names = set(inspect(store.engine).get_table_names())
     assert set(schema.metadata.tables) <= names
     store.close()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    """``HEAD_REVISION`` lets a database already at the newest schema open without Alembic;
+    it must be the head of the migrations that ship."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+def test_opening_a_database_at_the_head_needs_no_alembic(tmp_path: Path) -> None:
+    Store.open(tmp_path / "head.db").close()
+    code = (
+        "import sys; from pathlib import Path; from auditor.state.store import Store; "
+        f"Store.open(Path({str(tmp_path / 'head.db')!r})).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_migrates_the_previous_schema_keeping_its_data(tmp_path: Path) -> None:

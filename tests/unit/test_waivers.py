@@ -212,6 +212,8 @@ def test_sarif_waived_finding_is_an_accepted_suppression() -> None:
     assert "platform-security@example.com" in suppression["justification"]
     assert "suppressions" not in index
     assert FindingKind(ppc["ruleId"]) is FindingKind.UNSIGNED_PLATFORM
+    # the run counts them apart, as the JSON summary does
+    assert doc["runs"][0]["properties"]["findings"] == {"open": 1, "waived": 1}
 
 
 def test_config_waiver_quoted_date_is_still_a_date() -> None:
