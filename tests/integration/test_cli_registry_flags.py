@@ -38,6 +38,7 @@ from tests.support.scenarios import CliRun, SignedSample, build_signed_sample, p
 from tests.support.tls import ServerPki, make_server_pki
 
 SECRET = "Flag-s3cret-pw-7731"
+SIGNED_QUERY = "storage-signature-s3cret"
 
 
 def _free_port() -> int:
@@ -176,7 +177,9 @@ def test_flag_credentials_never_follow_a_redirect_to_another_origin(tmp_path: Pa
                 return Response.json(401, {"errors": [{"code": "UNAUTHORIZED"}]},
                                      [("WWW-Authenticate", 'Basic realm="registry"')])
             if "/manifests/" in request.path:
-                return Response(307, [("Location", f"{elsewhere.url}{request.path}")])
+                # a signed storage URL, as registries redirect to: -v must not print its query
+                location = f"{elsewhere.url}{request.path}?X-Amz-Signature={SIGNED_QUERY}"
+                return Response(307, [("Location", location)])
             return None
 
         scripted.override = override
@@ -184,15 +187,17 @@ def test_flag_credentials_never_follow_a_redirect_to_another_origin(tmp_path: Pa
             started = time.monotonic()
             run = run_auditor(
                 ["audit", "now", f"{server.host}/app:v1", "-u", "bot", "--password-stdin",
-                 "--format", "json"],
+                 "--format", "json", "-v"],
                 cwd=tmp_path, stdin=SECRET, timeout=60,
             )
             assert server.received(SECRET), "the registry itself gets the credentials"
         assert elsewhere.requests, "the redirect was followed, without credentials"
+        elsewhere_host = elsewhere.host
         assert elsewhere.received(SECRET) == []
     assert run.code == 3
     assert "redirect" in run.report["targets"][0]["error"]
-    assert_secret_free(run, SECRET)
+    assert f"url=http://{elsewhere_host}/v2/app/manifests/v1\n" in run.stderr  # -v saw it
+    assert_secret_free(run, SECRET, SIGNED_QUERY)
     assert time.monotonic() - started < 30
 
 
