@@ -511,7 +511,7 @@ class SarifWriter:
         self.tally = Tally()
         self.texts = _known_rules()
         self.index = {rule_id: i for i, rule_id in enumerate(self.texts)}
-        self.notifications: list[str] = []  # kept as their text: a third of the dicts' size
+        self.notifications: list[dict[str, Any]] = []
         self.findings = 0
         self.written = 0
         self.targets = 0
@@ -532,9 +532,7 @@ class SarifWriter:
         self.tally.add(target)
         self.targets += 1
         self.checked = self.checked or _checked(target)
-        self.notifications.extend(
-            nested(n, 6) for n in _target_notifications(target, self.when, self.workspace)
-        )
+        self.notifications.extend(_target_notifications(target, self.when, self.workspace))
         for finding in target.findings:
             if finding.kind == FindingKind.UNCHECKED:
                 continue
@@ -552,36 +550,26 @@ class SarifWriter:
 
     def finish(self, ended: datetime | None = None) -> Summary:
         """``ended``: the run's end (``endTimeUtc``); default the report's time."""
-        tail = [_note_notification(n, self.when) for n in self.start.notes]
+        notifications = [
+            *self.notifications,
+            *(_note_notification(n, self.when) for n in self.start.notes),
+        ]
         if self.findings > MAX_RESULTS:
-            tail.append(_cap_notification(self.findings - MAX_RESULTS, self.when))
-        notifications = [*self.notifications, *(nested(n, 6) for n in tail)]
+            notifications.append(_cap_notification(self.findings - MAX_RESULTS, self.when))
         successful = self.checked or not self.targets
         invocation = _invocation(
             successful,
             rfc3339(ended) if ended is not None else self.when,
             self.start.info,
-            [],
+            notifications,
             self.workspace,
         )
-        text = nested(invocation, 4)
-        if notifications:
-            # The notifications are kept as text; spliced in as the invocation's last key.
-            close = "\n        }"
-            assert text.endswith(close)
-            text = (
-                text[: -len(close)]
-                + ',\n          "toolExecutionNotifications": [\n            '
-                + ",\n            ".join(notifications)
-                + "\n          ]"
-                + close
-            )
         summary = self.tally.summary()
         properties = {"findings": dict(summary.findings)}
         self.out.write("\n      ]" if self.written else "[]")
         self.out.write(
             f',\n      "tool": {nested(_tool(self.texts), 3)},\n'
-            f'      "invocations": [\n        {text}\n      ],\n'
+            f'      "invocations": {nested([invocation], 3)},\n'
             f'      "properties": {nested(properties, 3)}\n    }}\n  ]\n}}\n'
         )
         return summary
