@@ -260,3 +260,30 @@ def test_every_report_records_version_config_trust_files_and_rules(
         f"trust store {store} (sha256:{store_hash[:12]}); "
         f"stores ca:{store_name} sha256:{named_hash[:12]}"
     ]
+
+
+def test_a_config_holding_a_password_is_recorded_without_its_hash(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The sha256 of a committed config whose only unknown is an inline password is an offline
+    oracle for that password: such a file is recorded by path only, in every format."""
+    signed = build_signed_sample(tmp_path / "build", name="meta")
+    repository = f"meta-{uuid.uuid4().hex[:8]}/app"
+    push(registry.host, signed.path, repository)
+    password = "hunter2-" + uuid.uuid4().hex
+    config = _write_config(
+        tmp_path,
+        {
+            "registries": [{"url": f"http://{registry.host}", "repositories": [repository],
+                            "auth": {"username": "ci", "password": password}}],
+            "trust": {"policy": "build/trustpolicy.oci.json", "store": "build/truststore"},
+        },
+    )
+    digest = _sha256(config)
+    _, text = _audit(tmp_path, "json")
+    assert json.loads(text)["run"]["config"] == {"path": str(config), "sha256": None}
+    for fmt in ("json", "sarif", "table"):
+        _, text = _audit(tmp_path, fmt)
+        assert digest[:12] not in text, fmt
+        assert password not in text, fmt
+    assert f"config {config} (not hashed)" in text
