@@ -76,11 +76,34 @@ def trust(signed: SignedSample) -> list[str]:
     return ["--trust-policy", str(signed.trust_policy), "--trust-store", str(signed.trust_store)]
 
 
+def encoded_forms(secret: str) -> list[str]:
+    """``secret`` as it would appear inside any base64 text (an ``Authorization: Basic``
+    header's ``user:password``, whatever the user's length): the part of its encoding that does
+    not depend on the bytes around it, at each of base64's three alignments."""
+    forms = []
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + secret.encode()).decode()
+        # the first 4-character group mixes in the padding bytes, the last one what follows
+        forms.append(encoded[4 if pad else 0 : -4])
+    assert all(len(form) >= 8 for form in forms), "too short a secret to look for"
+    return forms
+
+
 def assert_secret_free(run: CliRun, *secrets: str) -> None:
+    """No secret, raw or inside a Basic header, and no Authorization header in any output."""
     for text in (run.stdout, run.stderr):
         assert "Traceback" not in text
+        assert "authorization:" not in text.lower()
         for secret in secrets:
             assert secret not in text
+            for form in encoded_forms(secret):
+                assert form not in text, f"{secret!r} base64-encoded in the output"
+
+
+def test_encoded_forms_find_a_secret_in_any_basic_header() -> None:
+    for user in ("a", "ab", "abc", "auditor"):
+        header = base64.b64encode(f"{user}:{SECRET}".encode()).decode()
+        assert any(form in header for form in encoded_forms(SECRET)), user
 
 
 def statuses(run: CliRun) -> list[str]:
