@@ -172,6 +172,35 @@ def test_environment_credentials_and_flag_precedence(
     assert_secret_free(env_wins, SECRET, "wrong-config-pw", password)
 
 
+def test_verbose_catalog_run_over_a_token_service_prints_no_token(
+    token_registry: RunningRegistry, signed: SignedSample, tmp_path: Path
+) -> None:
+    """-v over the token flow (basic credentials to the realm, bearer tokens to the registry)
+    and a catalog-driven target (the catalog needs the credentials): no token, password or
+    Authorization header reaches stdout, stderr or the report."""
+    registry, server = token_registry, token_registry.token_server
+    assert registry.username is not None and registry.password is not None
+    assert server is not None and server.refresh_token is not None
+    team = f"tok{uuid.uuid4().hex[:8]}"
+    push(registry.host, signed.path, f"{team}/app",
+         auth=AuthProvider.basic(registry.username, registry.password))
+    server.requests.clear()
+    run = run_auditor(
+        ["audit", "now", f"{registry.host}/{team}/*", *trust(signed), "--format", "json",
+         "-u", registry.username, "--password-stdin", "-v"],
+        cwd=tmp_path, stdin=f"{registry.password}\n",
+    )
+    assert run.code == 1, run.stderr  # audited: the sample's v1 has unsigned platforms
+    assert {t["reference"].rsplit(":", 1)[0] for t in run.report["targets"]} == {
+        f"{registry.host}/{team}/app"
+    }
+    assert any(r["authenticated"] for r in server.requests), "the realm got the credentials"
+    assert "/token" in run.stderr and "status=200" in run.stderr  # -v saw the token exchange
+    for text in (run.stdout, run.stderr):
+        assert "eyJ" not in text  # a JWT (the issued tokens) starts with base64 of '{"'
+    assert_secret_free(run, registry.password, server.refresh_token)
+
+
 def test_wrong_password_is_an_auth_error_without_the_password(
     private: str, signed: SignedSample, tmp_path: Path
 ) -> None:
