@@ -179,8 +179,10 @@ def test_verbose_catalog_run_over_a_token_service_prints_no_token(
     and a catalog-driven target (the catalog needs the credentials): no token, password or
     Authorization header reaches stdout, stderr or the report."""
     registry, server = token_registry, token_registry.token_server
-    assert registry.username is not None and registry.password is not None
-    assert server is not None and server.refresh_token is not None
+    assert registry.username is not None
+    assert registry.password is not None
+    assert server is not None
+    assert server.refresh_token is not None
     team = f"tok{uuid.uuid4().hex[:8]}"
     push(registry.host, signed.path, f"{team}/app",
          auth=AuthProvider.basic(registry.username, registry.password))
@@ -195,7 +197,8 @@ def test_verbose_catalog_run_over_a_token_service_prints_no_token(
         f"{registry.host}/{team}/app"
     }
     assert any(r["authenticated"] for r in server.requests), "the realm got the credentials"
-    assert "/token" in run.stderr and "status=200" in run.stderr  # -v saw the token exchange
+    assert "/token" in run.stderr
+    assert "status=200" in run.stderr
     for text in (run.stdout, run.stderr):
         assert "eyJ" not in text  # a JWT (the issued tokens) starts with base64 of '{"'
     assert_secret_free(run, registry.password, server.refresh_token)
