@@ -119,7 +119,13 @@ def _hosts(items: list[str] | None) -> tuple[str, ...]:
     hosts: list[str] = []
     for item in items or []:
         for text in item.split(","):
-            host = text.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
+            if text.strip().lower().startswith("https://"):
+                # Plain http is what the flag means: never a silent downgrade of an https URL.
+                raise UsageError(
+                    f"--insecure-registry {text!r}: this flag means plain http; for an https "
+                    "registry with a private CA give --ca-file FILE"
+                )
+            host = text.strip().removeprefix("http://").rstrip("/")
             if "/" in host:
                 raise UsageError(
                     f"--insecure-registry {text!r}: give a registry host (HOST[:PORT]), not an "

@@ -127,3 +127,13 @@ def test_command_line_credentials_need_exactly_one_registry(
         run_config(AuditorConfig(), flags, targets)
     assert message in str(caught.value)
     assert SECRET not in str(caught.value)
+
+
+def test_insecure_registry_given_as_https_is_refused_not_downgraded() -> None:
+    """--insecure-registry means plain http. Written as https://HOST the user asked for TLS
+    (probably without verification, as docker's flag reads): silently sending the credentials
+    over plain http instead would be a downgrade they did not ask for."""
+    with pytest.raises(UsageError, match=r"--insecure-registry 'https://reg.example': .*--ca-file"):
+        read_flags(_args("--insecure-registry", "https://reg.example"), None, {})
+    flags = read_flags(_args("--insecure-registry", "http://reg.example,other:5000"), None, {})
+    assert flags.insecure_registries == ("reg.example", "other:5000")
