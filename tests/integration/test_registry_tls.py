@@ -244,3 +244,26 @@ def test_a_token_service_with_an_untrusted_certificate_names_the_fix(
         assert "TLS" not in result["error"], result["error"]
         assert result["error_category"] == "not-found", result["error"]
         assert server.requests  # the token service was reached over verified TLS
+
+
+def test_concurrent_first_requests_all_follow_the_scheme_change(
+    tls_registry: RunningRegistry, pki: ServerPki
+) -> None:
+    """Several requests meet the TLS server's 400 at once: one probes and switches, the others
+    see the switch and resend on https; none reports the 400 or a TLS error."""
+
+    async def run() -> list[int]:
+        context = ssl.create_default_context(cafile=str(pki.ca_file))
+        async with httpx.AsyncClient(verify=context) as http:
+            transport = RegistryTransport(
+                tls_registry.host, http, auth=AuthProvider.anonymous(), max_concurrency=8
+            )
+            assert transport.base_url.scheme == "http"  # loopback default
+            replies = await asyncio.gather(*(
+                transport.request("GET", "/v2/", scope="", what=f"ping {i}", limit=1024)
+                for i in range(6)
+            ))
+            assert transport.base_url.scheme == "https"
+            return [r.status for r in replies]
+
+    assert asyncio.run(run()) == [200] * 6
