@@ -81,6 +81,9 @@ class AppOptions:
     # ``verify --oci-layout --scope``).
     layout_scope: str | None = None
     config_path: Path | None = None  # the file the config came from, for the report
+    # The file holds a password or token of its own (runinfo.holds_inline_secrets): the
+    # report records its path, never its hash.
+    config_holds_secrets: bool = False
 
 
 def run_registries(config: AuditorConfig, references: Sequence[str]) -> list[str]:
@@ -396,6 +399,7 @@ class App:
             cosign.extend(path for rule in self.config.cosign.rules for path in rule.key_paths)
         return run_info(
             config=self.options.config_path,
+            config_hashed=not self.options.config_holds_secrets,
             trust_policy=policy,
             trust_store=store,
             named_stores=named,

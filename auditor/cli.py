@@ -193,12 +193,14 @@ def _run_audit_now(
 ) -> int:
     from auditor.app import App, AppOptions, run_config
     from auditor.formats.table import finished_line, summary_line
+    from auditor.runinfo import holds_inline_secrets
     from auditor.state.runs import open_state, record_cli_run
     from auditor.verbose import VerboseLog
 
     output = output_path(args.output)
     flags = runflags.read_flags(args, stdin, os.environ)
     config, config_path = load_config(args.config)
+    config_holds_secrets = holds_inline_secrets(config)  # the file's own, before the flags
     scope = layout_scope(args.scope, args.targets)
     if not args.targets and not config.registries and not config.layouts:
         raise UsageError(
@@ -212,6 +214,7 @@ def _run_audit_now(
         platforms=flags.platforms,
         layout_scope=scope,
         config_path=config_path,
+        config_holds_secrets=config_holds_secrets,
     )
     verbose = VerboseLog(stderr) if args.verbose else None
     # On a terminal, one line rewritten in place while targets start; off a terminal (a CI

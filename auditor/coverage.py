@@ -545,8 +545,8 @@ def evaluate_target(
         rule=rule.label,
         error=root.error,
         policy=rule.data,
-        # A node's own failure (its referrers, a guard) is kept as text on the node.
-        error_category=ErrorCategory.OTHER if root.error else None,
+        # The root's own failure after it was read (its referrers, a guard): its kind.
+        error_category=(root.error_category or ErrorCategory.OTHER) if root.error else None,
     )
 
 

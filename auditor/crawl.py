@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from auditor.config import DEFAULT_LIMITS, DEFAULT_VERIFY_CHILDREN
-from auditor.errors import AuditorError, NotFound
+from auditor.errors import AuditorError, ErrorCategory, NotFound
 from auditor.model import Descriptor
 from auditor.oci import mediatypes as mt
 from auditor.oci.graph import (
@@ -50,11 +50,17 @@ class _State:
     described: dict[str, Descriptor]
     referrers: dict[str, tuple[Descriptor, ...]]
     errors: dict[str, list[str]]
+    error_categories: dict[str, ErrorCategory] = field(default_factory=dict)
 
-    def fail(self, digest: str, message: str) -> None:
+    def fail(
+        self, digest: str, message: str, category: ErrorCategory = ErrorCategory.INVALID
+    ) -> None:
+        """Record why ``digest`` could not be checked; its first failure's kind is the node's
+        category (a guard that tripped: ``invalid``; a failed read: the error's own)."""
         messages = self.errors.setdefault(digest, [])
         if message not in messages:
             messages.append(message)
+        self.error_categories.setdefault(digest, category)
 
     async def bounded(self, job: Awaitable[T]) -> T:
         async with self.semaphore:
@@ -128,6 +134,7 @@ async def crawl(
         described=state.described,
         referrers=state.referrers,
         errors={d: tuple(m) for d, m in state.errors.items()},
+        error_categories=state.error_categories,
     )
 
 
@@ -150,7 +157,7 @@ async def _fetch_child(state: _State, desc: Descriptor) -> None:
     try:
         fetched = await state.bounded(state.source.get_manifest(state.repository, desc.digest))
     except AuditorError as exc:
-        state.fail(desc.digest, str(exc))
+        state.fail(desc.digest, str(exc), exc.category)
         return
     if fetched.descriptor.digest != desc.digest:
         state.fail(
@@ -171,7 +178,7 @@ async def _fetch_referrers(state: _State, digest: str) -> None:
     try:
         found = await state.bounded(state.source.get_referrers(state.repository, digest))
     except AuditorError as exc:
-        state.fail(digest, f"referrers of {digest}: {exc}")
+        state.fail(digest, f"referrers of {digest}: {exc}", exc.category)
         return
     tagged = await asyncio.gather(
         *(_tagged_signature(state, digest, tag) for tag in state.signature_tags(digest))
@@ -192,7 +199,7 @@ async def _tagged_signature(state: _State, subject: str, tag: str) -> Descriptor
     except NotFound:
         return None
     except AuditorError as exc:
-        state.fail(subject, f"signature tag {tag} of {subject}: {exc}")
+        state.fail(subject, f"signature tag {tag} of {subject}: {exc}", exc.category)
         return None
     return Descriptor(
         media_type=fetched.descriptor.media_type,
@@ -223,7 +230,7 @@ async def _with_artifact_type(state: _State, subject: str, desc: Descriptor) -> 
     try:
         fetched = await state.bounded(state.source.get_manifest(state.repository, desc.digest))
     except AuditorError as exc:
-        state.fail(subject, f"referrer {desc.digest} of {subject}: {exc}")
+        state.fail(subject, f"referrer {desc.digest} of {subject}: {exc}", exc.category)
         return desc
     manifest = fetched.manifest
     artifact_type = manifest.effective_artifact_type

@@ -172,6 +172,7 @@ class GraphNode:
     attestation_for: str | None = None
     error: str | None = None
     entries: tuple[IndexEntry, ...] = ()
+    error_category: ErrorCategory | None = None  # the kind of ``error`` (set with it)
 
     @property
     def platforms(self) -> tuple[Platform | None, ...]:
@@ -307,9 +308,10 @@ class TargetResult:
 class FileStamp:
     """A file (or a directory: every regular file under it) a run read, and its sha256.
 
-    ``sha256`` is None when it could not be read. A directory's hash covers the relative
-    paths and contents of its files (see auditor/runinfo.py), so two machines with the same
-    trust store report the same hash.
+    ``sha256`` is None when it could not be read, or for a config file that holds a password
+    or token (its hash would let a reader test guesses; auditor/runinfo.py). A directory's
+    hash covers the relative paths and contents of its files (see auditor/runinfo.py), so two
+    machines with the same trust store report the same hash.
     """
 
     path: str

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from auditor import __version__
+from auditor.config import AuditorConfig
 from auditor.model import FileStamp, RunInfo
 
 _CHUNK = 1 << 16
@@ -61,9 +62,23 @@ def stamp(path: Path | None, name: str | None = None) -> FileStamp | None:
     return FileStamp(path=str(path), sha256=sha256, name=name)
 
 
+def holds_inline_secrets(config: AuditorConfig) -> bool:
+    """Whether the config file itself holds a password or an identity token (``auth:``).
+
+    Such a file is recorded by path only: the sha256 of a file whose every other byte a reader
+    may know (configs are committed, the report is published) lets anyone test password guesses
+    offline against it.
+    """
+    return any(
+        r.auth is not None and (r.auth.password is not None or r.auth.identity_token is not None)
+        for r in config.registries
+    )
+
+
 def run_info(
     *,
     config: Path | None = None,
+    config_hashed: bool = True,
     trust_policy: Path | None = None,
     trust_store: Path | None = None,
     named_stores: Iterable[tuple[str, Path]] = (),
@@ -72,7 +87,9 @@ def run_info(
     """Stamps of everything given; ``named_stores`` are ``("ca:acme", directory)`` pairs."""
     return RunInfo(
         version=__version__,
-        config=stamp(config),
+        config=(
+            stamp(config) if config_hashed or config is None else FileStamp(str(config), None)
+        ),
         trust_policy=stamp(trust_policy),
         trust_store=stamp(trust_store),
         trust_stores=tuple(

@@ -58,6 +58,9 @@ _SEMVER = re.compile(
     re.ASCII,
 )
 _MAX_VERSION_DIGITS = 18  # longer numbers are not versions (a date-time or a hash)
+# distribution's tag grammar: at most 128 characters. Tags come from the registry unchecked; a
+# longer one is no version, so no pre-release number reaches int() past its digit limit.
+_MAX_TAG_LENGTH = 128
 
 VersionKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 
@@ -66,6 +69,8 @@ def version_key(tag: str) -> VersionKey | None:
     """The tag as a semantic version (``v`` prefix, missing minor/patch as 0, build metadata
     ignored), ordered as semver orders them (a pre-release before its release); None when the
     tag is not a version."""
+    if len(tag) > _MAX_TAG_LENGTH:
+        return None
     match = _SEMVER.fullmatch(tag)
     if match is None or any(len(g or "") > _MAX_VERSION_DIGITS for g in match.groups()[:3]):
         return None

@@ -210,7 +210,9 @@ def _kind(line: str) -> str:
             return f"{method} manifest by digest"
         if ref.startswith("sha256-"):
             return f"{method} fallback tag"
-        return f"{method} manifest by tag"
+        # A 304 (If-None-Match: the tag still is what the last audit saw) carries no body.
+        status = line.split('"')[2].split()[:1]
+        return f"{method} manifest by tag{' (304)' if status == ['304'] else ''}"
     return f"{method} other"
 
 

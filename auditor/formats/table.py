@@ -210,7 +210,8 @@ def _rollup(targets: Sequence[TargetResult]) -> list[str]:
 def _stamp(label: str, stamp: FileStamp | None) -> str:
     if stamp is None:
         return f"{label} none"
-    digest = f"sha256:{stamp.sha256[:12]}" if stamp.sha256 else "unreadable"
+    # No hash: unreadable, or a config holding credentials (auditor/runinfo.py).
+    digest = f"sha256:{stamp.sha256[:12]}" if stamp.sha256 else "not hashed"
     return f"{label} {clean(stamp.path)} ({digest})"
 
 

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from auditor.errors import ErrorCategory
 from auditor.model import (
     Descriptor,
     GraphNode,
@@ -219,7 +220,11 @@ def build_graph(
         )
         for item in items
     ]
-    final = tuple(_with_error(n, errors.get(n.digest)) for n in nodes)
+    categories = snapshot.error_categories
+    final = tuple(
+        _with_error(n, errors.get(n.digest), categories.get(n.digest, ErrorCategory.INVALID))
+        for n in nodes
+    )
     return ImageGraph(reference=display_reference, root=snapshot.root, nodes=final)
 
 
@@ -302,7 +307,9 @@ def _add(errors: dict[str, list[str]], digest: str, message: str) -> None:
         messages.append(message)
 
 
-def _with_error(node: GraphNode, messages: Sequence[str] | None) -> GraphNode:
+def _with_error(
+    node: GraphNode, messages: Sequence[str] | None, category: ErrorCategory
+) -> GraphNode:
     if not messages:
         return node
     return GraphNode(
@@ -318,6 +325,7 @@ def _with_error(node: GraphNode, messages: Sequence[str] | None) -> GraphNode:
         attestation_for=node.attestation_for,
         error="; ".join(messages),
         entries=node.entries,
+        error_category=category,
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
+from auditor.errors import ErrorCategory
 from auditor.model import Descriptor
 from auditor.oci.manifest import FetchedManifest
 
@@ -39,9 +40,12 @@ class Snapshot:
     referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
     errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     described: Mapping[str, Descriptor] = field(default_factory=dict)
+    error_categories: Mapping[str, ErrorCategory] = field(default_factory=dict)
+    """Per digest in ``errors``: the kind of its first failure (absent: ``invalid``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "manifests", _frozen(self.manifests))
         object.__setattr__(self, "described", _frozen(self.described))
         object.__setattr__(self, "referrers", _frozen(self.referrers))
         object.__setattr__(self, "errors", _frozen(self.errors))
+        object.__setattr__(self, "error_categories", _frozen(self.error_categories))

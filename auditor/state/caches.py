@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from auditor.errors import AuditorError, StateError
 from auditor.model import Descriptor, SignatureResult
 from auditor.oci import mediatypes as mt
+from auditor.oci.attachments import attachment_tag
 from auditor.oci.digest import is_valid_digest, verify_digest
 from auditor.oci.manifest import parse_manifest
 from auditor.source import FetchedManifest, ManifestSource
@@ -98,6 +99,10 @@ class CachingSource:
         """A tag, asked conditionally when the last audit saw it at a digest whose manifest
         is in the cache: the registry then answers "not modified" without the body (a
         registry client that cannot ask so, or an unknown tag, is asked plainly)."""
+        if attachment_tag(tag) is not None:
+            # A fallback or signature tag is no audited target: no last digest to ask with,
+            # and keeping each one would rewrite the cache at every run.
+            return await self.inner.get_manifest(repository, tag)
         unless = getattr(self.inner, "get_manifest_unless", None)
         known = self._read(lambda: self.store.last_digest(self.inner.name, repository, tag))
         held = self._cached_manifest(repository, known) if known and unless else None

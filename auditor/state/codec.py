@@ -101,6 +101,7 @@ def _node(verdict: NodeVerdict) -> dict[str, Any]:
         ],
         "attestation_for": node.attestation_for,
         "error": node.error,
+        "error_category": node.error_category.value if node.error_category else None,
         "status": verdict.status.value,
         "reason": verdict.reason,
         "signatures": [_signature(s) for s in verdict.signatures],
@@ -243,6 +244,7 @@ def _decode_node(value: Any) -> NodeVerdict:
         ),
         attestation_for=value.get("attestation_for"),
         error=value.get("error"),
+        error_category=_decode_category(value.get("error_category"), value.get("error")),
     )
     return NodeVerdict(
         node=node,

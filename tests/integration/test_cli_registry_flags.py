@@ -38,6 +38,7 @@ from tests.support.scenarios import CliRun, SignedSample, build_signed_sample, p
 from tests.support.tls import ServerPki, make_server_pki
 
 SECRET = "Flag-s3cret-pw-7731"
+SIGNED_QUERY = "storage-signature-s3cret"
 
 
 def _free_port() -> int:
@@ -75,11 +76,34 @@ def trust(signed: SignedSample) -> list[str]:
     return ["--trust-policy", str(signed.trust_policy), "--trust-store", str(signed.trust_store)]
 
 
+def encoded_forms(secret: str) -> list[str]:
+    """``secret`` as it would appear inside any base64 text (an ``Authorization: Basic``
+    header's ``user:password``, whatever the user's length): the part of its encoding that does
+    not depend on the bytes around it, at each of base64's three alignments."""
+    forms = []
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + secret.encode()).decode()
+        # the first 4-character group mixes in the padding bytes, the last one what follows
+        forms.append(encoded[4 if pad else 0 : -4])
+    assert all(len(form) >= 8 for form in forms), "too short a secret to look for"
+    return forms
+
+
 def assert_secret_free(run: CliRun, *secrets: str) -> None:
+    """No secret, raw or inside a Basic header, and no Authorization header in any output."""
     for text in (run.stdout, run.stderr):
         assert "Traceback" not in text
+        assert "authorization:" not in text.lower()
         for secret in secrets:
             assert secret not in text
+            for form in encoded_forms(secret):
+                assert form not in text, f"{secret!r} base64-encoded in the output"
+
+
+def test_encoded_forms_find_a_secret_in_any_basic_header() -> None:
+    for user in ("a", "ab", "abc", "auditor"):
+        header = base64.b64encode(f"{user}:{SECRET}".encode()).decode()
+        assert any(form in header for form in encoded_forms(SECRET)), user
 
 
 def statuses(run: CliRun) -> list[str]:
@@ -148,6 +172,38 @@ def test_environment_credentials_and_flag_precedence(
     assert_secret_free(env_wins, SECRET, "wrong-config-pw", password)
 
 
+def test_verbose_catalog_run_over_a_token_service_prints_no_token(
+    token_registry: RunningRegistry, signed: SignedSample, tmp_path: Path
+) -> None:
+    """-v over the token flow (basic credentials to the realm, bearer tokens to the registry)
+    and a catalog-driven target (the catalog needs the credentials): no token, password or
+    Authorization header reaches stdout, stderr or the report."""
+    registry, server = token_registry, token_registry.token_server
+    assert registry.username is not None
+    assert registry.password is not None
+    assert server is not None
+    assert server.refresh_token is not None
+    team = f"tok{uuid.uuid4().hex[:8]}"
+    push(registry.host, signed.path, f"{team}/app",
+         auth=AuthProvider.basic(registry.username, registry.password))
+    server.requests.clear()
+    run = run_auditor(
+        ["audit", "now", f"{registry.host}/{team}/*", *trust(signed), "--format", "json",
+         "-u", registry.username, "--password-stdin", "-v"],
+        cwd=tmp_path, stdin=f"{registry.password}\n",
+    )
+    assert run.code == 1, run.stderr  # audited: the sample's v1 has unsigned platforms
+    assert {t["reference"].rsplit(":", 1)[0] for t in run.report["targets"]} == {
+        f"{registry.host}/{team}/app"
+    }
+    assert any(r["authenticated"] for r in server.requests), "the realm got the credentials"
+    assert "/token" in run.stderr
+    assert "status=200" in run.stderr
+    for text in (run.stdout, run.stderr):
+        assert "eyJ" not in text  # a JWT (the issued tokens) starts with base64 of '{"'
+    assert_secret_free(run, registry.password, server.refresh_token)
+
+
 def test_wrong_password_is_an_auth_error_without_the_password(
     private: str, signed: SignedSample, tmp_path: Path
 ) -> None:
@@ -176,7 +232,9 @@ def test_flag_credentials_never_follow_a_redirect_to_another_origin(tmp_path: Pa
                 return Response.json(401, {"errors": [{"code": "UNAUTHORIZED"}]},
                                      [("WWW-Authenticate", 'Basic realm="registry"')])
             if "/manifests/" in request.path:
-                return Response(307, [("Location", f"{elsewhere.url}{request.path}")])
+                # a signed storage URL, as registries redirect to: -v must not print its query
+                location = f"{elsewhere.url}{request.path}?X-Amz-Signature={SIGNED_QUERY}"
+                return Response(307, [("Location", location)])
             return None
 
         scripted.override = override
@@ -184,15 +242,17 @@ def test_flag_credentials_never_follow_a_redirect_to_another_origin(tmp_path: Pa
             started = time.monotonic()
             run = run_auditor(
                 ["audit", "now", f"{server.host}/app:v1", "-u", "bot", "--password-stdin",
-                 "--format", "json"],
+                 "--format", "json", "-v"],
                 cwd=tmp_path, stdin=SECRET, timeout=60,
             )
             assert server.received(SECRET), "the registry itself gets the credentials"
         assert elsewhere.requests, "the redirect was followed, without credentials"
+        elsewhere_host = elsewhere.host
         assert elsewhere.received(SECRET) == []
     assert run.code == 3
     assert "redirect" in run.report["targets"][0]["error"]
-    assert_secret_free(run, SECRET)
+    assert f"url=http://{elsewhere_host}/v2/app/manifests/v1\n" in run.stderr  # -v saw it
+    assert_secret_free(run, SECRET, SIGNED_QUERY)
     assert time.monotonic() - started < 30
 
 

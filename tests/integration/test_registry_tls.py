@@ -267,3 +267,32 @@ def test_concurrent_first_requests_all_follow_the_scheme_change(
             return [r.status for r in replies]
 
     assert asyncio.run(run()) == [200] * 6
+
+
+def test_beyond_loopback_https_is_never_downgraded_to_http() -> None:
+    """The dangerous direction: a registry that is not loopback whose TLS handshake meets plain
+    text (what a network attacker stripping TLS produces) is a TLS error naming the fix; not one
+    request goes out over http. Injected failure: the real registry only listens on 127.0.0.1
+    here."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.scheme == "https":
+            cause = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+            cause.reason = "WRONG_VERSION_NUMBER"
+            raise httpx.ConnectError("handshake failed", request=request) from cause
+        return httpx.Response(200, json={"name": "team/app", "tags": ["v1"]})
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            client = RegistryClient(
+                "registry.example", http, auth=AuthProvider.anonymous(),
+                retry=_no_sleep_policy([]),
+            )
+            with pytest.raises(TlsError, match="does not speak TLS"):
+                await client.list_tags("team/app")
+
+    asyncio.run(run())
+    assert seen
+    assert all(url.startswith("https://registry.example/") for url in seen), seen

@@ -21,7 +21,13 @@ import yaml
 
 from auditor.runinfo import directory_sha256
 from tests.support.binary import run_auditor
-from tests.support.hostile import Request, Response, ScriptedRegistry, hostile_server
+from tests.support.hostile import (
+    Request,
+    Response,
+    ScriptedRegistry,
+    hostile_server,
+    manifest_bytes,
+)
 from tests.support.registry_server import RunningRegistry, registry_server
 from tests.support.scenarios import build_signed_sample, push
 from tests.support.tls import make_server_pki
@@ -150,6 +156,30 @@ def test_a_malformed_manifest_is_invalid(
     assert _categories(root, f"{host}/app:1") == ("invalid", "invalid", "invalid")
 
 
+def test_a_root_read_whose_referrers_fail_carries_their_category(
+    root: Path, scripted: tuple[ScriptedRegistry, str]
+) -> None:
+    """The root manifest is read; its signature lookup then hits 429 after retries: the
+    target's error is the root node's, and so is its category."""
+    script, host = scripted
+    script.tags["1"] = manifest_bytes("root-read")
+
+    def limited(request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if "/referrers/" in path or "/manifests/sha256-" in path:
+            return Response.json(429, {"errors": [{"code": "TOOMANYREQUESTS"}]},
+                                 [("Retry-After", "0")])
+        return None
+
+    script.override = limited
+    code, text = _audit(root, "json", f"{host}/app:1")
+    assert code == 3
+    (target,) = json.loads(text)["targets"]
+    assert target["digest"] is not None  # the root was read
+    assert "rate limited" in target["error"]
+    assert target["error_category"] == "rate-limited"
+
+
 # --- what the report was made with ------------------------------------------------------------
 
 
@@ -230,3 +260,30 @@ def test_every_report_records_version_config_trust_files_and_rules(
         f"trust store {store} (sha256:{store_hash[:12]}); "
         f"stores ca:{store_name} sha256:{named_hash[:12]}"
     ]
+
+
+def test_a_config_holding_a_password_is_recorded_without_its_hash(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The sha256 of a committed config whose only unknown is an inline password is an offline
+    oracle for that password: such a file is recorded by path only, in every format."""
+    signed = build_signed_sample(tmp_path / "build", name="meta")
+    repository = f"meta-{uuid.uuid4().hex[:8]}/app"
+    push(registry.host, signed.path, repository)
+    password = "hunter2-" + uuid.uuid4().hex
+    config = _write_config(
+        tmp_path,
+        {
+            "registries": [{"url": f"http://{registry.host}", "repositories": [repository],
+                            "auth": {"username": "ci", "password": password}}],
+            "trust": {"policy": "build/trustpolicy.oci.json", "store": "build/truststore"},
+        },
+    )
+    digest = _sha256(config)
+    _, text = _audit(tmp_path, "json")
+    assert json.loads(text)["run"]["config"] == {"path": str(config), "sha256": None}
+    for fmt in ("json", "sarif", "table"):
+        _, text = _audit(tmp_path, fmt)
+        assert digest[:12] not in text, fmt
+        assert password not in text, fmt
+    assert f"config {config} (not hashed)" in text

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from auditor.config import DEFAULT_LIMITS
+from auditor.errors import ErrorCategory
 from auditor.model import Descriptor, NodeKind, OtherReferrer, Platform
 from auditor.notary.format import is_notation_signature
 from auditor.oci import mediatypes as mt
@@ -358,3 +359,21 @@ def test_an_image_manifest_known_by_its_descriptor_alone_is_a_node_without_error
     by = {n.digest: n for n in notation_graph(snapshot, "example:v1").nodes}
     assert by[amd_digest].error is None
     assert by[arm_digest].error == f"manifest {arm_digest} was not fetched"
+
+
+def test_a_node_error_keeps_the_kind_of_its_first_failure() -> None:
+    ok = _fetched(_image("ok"))
+    gone_digest = _digest("gone")
+    gone = {"mediaType": mt.OCI_MANIFEST, "digest": gone_digest, "size": 10}
+    root = _fetched(_index([_entry(ok, "linux/amd64"), gone]))
+    snapshot = replace(
+        _snapshot(root, ok, errors={gone_digest: ("timed out",)}),
+        error_categories={gone_digest: ErrorCategory.TIMEOUT},
+    )
+    by = {n.digest: n for n in notation_graph(snapshot, "example:v1").nodes}
+    assert by[gone_digest].error_category is ErrorCategory.TIMEOUT
+    assert by[ok.descriptor.digest].error_category is None
+    me = _digest("self")
+    doc = _index([{"mediaType": mt.OCI_INDEX, "digest": me, "size": 1}])
+    (cycle,) = notation_graph(_snapshot(_fetched(doc, digest=me)), "example:v1").nodes
+    assert cycle.error_category is ErrorCategory.INVALID  # a guard the graph tripped

@@ -27,17 +27,20 @@ def _reports() -> list[AuditReport]:
         full.targets[0],
         findings=(*full.targets[0].findings, Finding("new-kind", "something new", "r")),
     )
-    return [sample_report(), full, replace(full, targets=()), replace(full, targets=(odd,))]
+    compliant = replace(sample_report(), targets=sample_report().targets[1:2])  # no notices
+    return [
+        sample_report(), full, replace(full, targets=()), replace(full, targets=(odd,)), compliant
+    ]
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_json_writer_writes_exactly_the_whole_document(index: int) -> None:
     report = _reports()[index]
     whole = json.dumps(json_format.to_dict(report), indent=2, ensure_ascii=False) + "\n"
     assert json_format.render(report) == whole
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 @pytest.mark.parametrize("workspace", [None, "/work/repo"])
 def test_sarif_writer_writes_exactly_the_whole_document(index: int, workspace: str | None) -> None:
     report = _reports()[index]

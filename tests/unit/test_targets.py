@@ -92,3 +92,17 @@ def test_limit_never_drops_silently() -> None:
     assert note.message.startswith("r.example/team/app: 8 of 13 tags not audited: tags.limit is 5")
     assert "left out: 1.6.0, 1.5.0, 1.4.0, 1.3.0, 1.2.0 and 3 more" in note.message
     assert choose_tags(tags, TagFilter(limit=13)).left_out == []
+
+
+def test_version_key_survives_hostile_tag_names() -> None:
+    """Tags come from the registry unchecked: a pre-release number past Python's int-string
+    limit (4300 digits) must not crash the ordering, and a name longer than distribution's
+    128-character tag grammar is no version (so no number in it can be huge)."""
+    huge = "1.0.0-" + "1" * 5000
+    assert version_key(huge) is None
+    assert version_key("1." + "1" * 4400) is None
+    assert version_key("1.0.0-" + "a" * 122) is not None  # 128 characters: still a version
+    assert version_key("1.0.0-" + "a" * 123) is None
+    selection = choose_tags([huge, "v2", "v1", "latest"], TagFilter(limit=2))
+    assert selection.tags == ["v1", "v2"]
+    assert selection.left_out == ["latest", huge]  # not versions: by name, descending
