@@ -21,6 +21,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import httpx
 
@@ -83,6 +84,25 @@ def error_codes(body: bytes) -> list[tuple[str, str]]:
             message = entry.get("message")
             out.append((entry["code"], message if isinstance(message, str) else ""))
     return out
+
+
+def without_credentials(reply: Reply, *sent: str | None) -> Reply:
+    """An error answer with every Authorization value we sent cut out of its body.
+
+    Error messages from the body go into reports (raise_for_status), which get published; a
+    proxy or a hostile registry quoting the header it got would otherwise put our basic
+    credentials or token there. The value is replaced as sent and as JSON may escape it.
+    """
+    if reply.status < 400:
+        return reply
+    body = reply.body
+    for header in sent:
+        credential = (header or "").partition(" ")[2].strip() or (header or "")
+        if len(credential) < 4:
+            continue
+        for form in {credential, credential.replace("/", "\\/")}:
+            body = body.replace(form.encode(), b"***")
+    return reply if body == reply.body else replace(reply, body=body)
 
 
 def _one_line(text: str, limit: int = 160) -> str:
@@ -178,13 +198,15 @@ class RegistryTransport:
         reply = await self._send_retrying(method, url, headers, content, sent, limit, what)
         if reply.status == 401:
             self._refuse_foreign_challenge(reply, what)
+            first = sent
             sent = await self.auth.on_unauthorized(
                 self._token_exchange, reply.headers, scope, what, sent, self.base_url
             )
             reply = await self._send_retrying(method, url, headers, content, sent, limit, what)
             if reply.status == 401:
                 self._refuse_foreign_challenge(reply, what)
-        return reply
+            return without_credentials(reply, first, sent)
+        return without_credentials(reply, sent)
 
     def _refuse_foreign_challenge(self, reply: Reply, what: str) -> None:
         """A 401 from a redirect target: its challenge is never answered (neither our

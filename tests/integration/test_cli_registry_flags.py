@@ -204,6 +204,36 @@ def test_verbose_catalog_run_over_a_token_service_prints_no_token(
     assert_secret_free(run, registry.password, server.refresh_token)
 
 
+def test_a_registry_echoing_the_authorization_header_does_not_put_it_in_the_report(
+    tmp_path: Path,
+) -> None:
+    """Registry error messages go into reports (SARIF is uploaded, published): one that quotes
+    the Authorization header it got (a proxy or a hostile registry does) must not carry our
+    credentials there. Scripted: a real registry does not echo headers."""
+
+    def answer(request: Request) -> Response:
+        sent = request.headers.get("authorization")
+        if sent is None:
+            return Response.json(401, {"errors": [{"code": "UNAUTHORIZED"}]},
+                                 [("WWW-Authenticate", 'Basic realm="registry"')])
+        return Response.json(
+            403, {"errors": [{"code": "DENIED", "message": f"not allowed: {sent}"}]}
+        )
+
+    with hostile_server(answer) as server:
+        run = run_auditor(
+            ["audit", "now", f"{server.host}/team/app:v1", "--format", "json",
+             "-u", "ci", "--password-stdin"],
+            cwd=tmp_path, stdin=SECRET,
+        )
+        assert server.received(SECRET), "the registry itself got the credentials"
+    assert run.code == 3, run.stderr
+    (target,) = run.report["targets"]
+    assert "access denied" in target["error"]
+    assert "DENIED: not allowed: Basic ***" in target["error"]
+    assert_secret_free(run, SECRET)
+
+
 def test_wrong_password_is_an_auth_error_without_the_password(
     private: str, signed: SignedSample, tmp_path: Path
 ) -> None:

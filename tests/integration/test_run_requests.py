@@ -208,3 +208,45 @@ def test_a_re_audit_asks_for_each_tag_unless_it_still_is_what_it_was(
         assert single.digest == index.headers["docker-content-digest"]
     finally:
         store.close()
+
+
+def test_one_run_keeps_a_tag_apart_per_repository_and_per_registry(
+    registry: RunningRegistry, signed: SignedSample, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The run cache keys answers by registry and repository: the same tag in another
+    repository, or the same repository and tag on another registry, is asked for and answered
+    on its own, never served from the first one's answer (cache poisoning across them)."""
+    from auditor.registry.client import RegistryClient
+    from auditor.registry.push import push_manifest
+    from auditor.registry.runcache import RunCache, run_cache
+    from tests.support.registry_server import registry_server
+
+    name = f"it/same-tag-{uuid.uuid4().hex[:8]}"
+    other = f"{name}-other"
+    push(registry.host, signed.path, name)
+    push(registry.host, signed.path, other)
+    with registry_server(tmp_path_factory.mktemp("second-registry")) as second:
+        push(second.host, signed.path, name)
+
+        async def run() -> tuple[list[str], RunCache]:
+            cache = RunCache(1 << 20)
+            async with httpx.AsyncClient() as http:
+                first, elsewhere = RegistryClient(registry.host, http), RegistryClient(
+                    second.host, http
+                )
+                single = await first.get_manifest(name, "v1-single")
+                # v1 moves to v1-single's manifest in the other repository and registry only
+                for client, repo in ((first, other), (elsewhere, name)):
+                    await push_manifest(
+                        client, repo, "v1", single.raw, single.descriptor.media_type
+                    )
+                with run_cache(cache):
+                    digests = [
+                        (await client.get_manifest(repo, "v1")).descriptor.digest
+                        for client, repo in ((first, name), (first, other), (elsewhere, name))
+                    ]
+            return digests, cache
+
+        digests, cache = asyncio.run(run())
+    assert digests == [signed.sample.index.digest, *[signed.sample.single.digest] * 2]
+    assert cache.hits == 0

@@ -81,8 +81,12 @@ def test_writers_keep_nothing_of_a_target_once_written(make: type) -> None:
     assert dict(summary.targets) == {s: n * 50 for s, n in once.targets.items()}
     assert dict(summary.nodes) == {s: n * 50 for s, n in once.nodes.items()}
     assert summary_exit_code(summary) == exit_code(sample_report().targets)
-    document = json.loads(out.getvalue())  # a whole, valid document
-    assert document
+    document = json.loads(out.getvalue())  # a whole, valid document, every target in it
+    if make is JsonWriter:
+        assert len(document["targets"]) == 50 * len(sample_report().targets)
+    else:
+        results = len(json.loads(sarif.render(sample_report()))["runs"][0]["results"])
+        assert len(document["runs"][0]["results"]) == 50 * results
 
 
 def test_summary_exit_code_matches_exit_code() -> None:

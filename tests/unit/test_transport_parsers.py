@@ -269,3 +269,24 @@ async def test_budget_charges_bytes_and_announced_nodes() -> None:
     await nodes.get_referrers("r", "d")
     with pytest.raises(TargetBudgetExceeded, match="more than 8 nodes"):
         await nodes.get_referrers("r", "d")
+
+
+def test_error_bodies_lose_the_authorization_values_we_sent() -> None:
+    """What a registry quotes back of our Authorization header (as sent, or JSON-escaped) never
+    reaches an error message; success bodies are content and stay as they are."""
+    from auditor.registry.exchange import Reply
+    from auditor.registry.transport import raise_for_status, without_credentials
+
+    token = "eyJhbGciOi.abc/def+ghi"
+    body = (
+        b'{"errors":[{"code":"DENIED","message":"bad Bearer eyJhbGciOi.abc/def+ghi or '
+        b'eyJhbGciOi.abc\\/def+ghi; basic dXNlcjpwdw=="}]}'
+    )
+    reply = Reply(403, httpx.Headers(), body, BASE)
+    scrubbed = without_credentials(reply, "Basic dXNlcjpwdw==", f"Bearer {token}", None)
+    with pytest.raises(AuthError) as caught:
+        raise_for_status(scrubbed, "app")
+    message = str(caught.value)
+    assert message == "app: access denied, HTTP 403 (DENIED: bad Bearer *** or ***; basic ***)"
+    ok = Reply(200, httpx.Headers(), body, BASE)
+    assert without_credentials(ok, f"Bearer {token}") is ok
