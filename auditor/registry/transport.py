@@ -156,7 +156,8 @@ class RegistryTransport:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         # Only a loopback registry may turn out to speak the other scheme (see the module
         # docstring); once tried, the answer stands for the transport's life.
-        self._scheme_settled = not is_loopback(host)
+        self._loopback = is_loopback(host)
+        self._scheme_settled = not self._loopback
         self._scheme_lock = asyncio.Lock()
 
     def url(self, path: str) -> httpx.URL:
@@ -312,14 +313,21 @@ class RegistryTransport:
             )
         except httpx.TransportError as exc:
             cause = ssl_cause(exc)
-            if cause is None or self._may_switch(url, exc):
+            if cause is None or self._may_switch(url, exc) or self._switched(url):
                 raise
             raise tls_error(cause, url.host, what) from None
 
+    def _switched(self, url: httpx.URL) -> bool:
+        """True when another request moved the registry to the other scheme after ``url``
+        was built: the caller resends on the new one."""
+        rebased = self._rebased(url)
+        return rebased.scheme != url.scheme and self.same_origin(rebased)
+
     def _may_switch(self, url: httpx.URL, exc: httpx.TransportError | None) -> bool:
         """Whether this failure may mean the registry speaks the other scheme (loopback only,
-        once, for requests to its own origin)."""
-        if self._scheme_settled or not self.same_origin(url):
+        for requests to its own origin; whether it was already tried is decided under the
+        lock)."""
+        if not self._loopback or not self.same_origin(url):
             return False
         # Plain http to a TLS server is recognised by its answer (a 400, checked on the reply),
         # never by a cut connection: that is retried as the transport error it is.
@@ -346,16 +354,19 @@ class RegistryTransport:
         https a handshake that fails on the server's certificate (it does speak TLS; the
         resend then says how to trust it), settles it.
         """
+        if self._switched(url):
+            return True  # another request switched the scheme meanwhile
         if reply is not None:
-            if self._scheme_settled or url.scheme != "http" or not self.same_origin(url):
+            if not self._loopback or url.scheme != "http" or not self.same_origin(url):
                 return False
             if not _answers_like_tls_server(reply):
                 return False
         elif not self._may_switch(url, error):
             return False
+        # Requests that meet the wrong scheme together wait here for the one probe.
         async with self._scheme_lock:
-            if not self.same_origin(url):
-                return True  # another request switched meanwhile
+            if self._switched(url):
+                return True
             if self._scheme_settled:
                 return False
             self._scheme_settled = True

@@ -246,6 +246,29 @@ def test_a_token_service_with_an_untrusted_certificate_names_the_fix(
         assert server.requests  # the token service was reached over verified TLS
 
 
+def test_concurrent_first_requests_all_follow_the_scheme_change(
+    tls_registry: RunningRegistry, pki: ServerPki
+) -> None:
+    """Several requests meet the TLS server's 400 at once: one probes and switches, the others
+    see the switch and resend on https; none reports the 400 or a TLS error."""
+
+    async def run() -> list[int]:
+        context = ssl.create_default_context(cafile=str(pki.ca_file))
+        async with httpx.AsyncClient(verify=context) as http:
+            transport = RegistryTransport(
+                tls_registry.host, http, auth=AuthProvider.anonymous(), max_concurrency=8
+            )
+            assert transport.base_url.scheme == "http"  # loopback default
+            replies = await asyncio.gather(*(
+                transport.request("GET", "/v2/", scope="", what=f"ping {i}", limit=1024)
+                for i in range(6)
+            ))
+            assert transport.base_url.scheme == "https"
+            return [r.status for r in replies]
+
+    assert asyncio.run(run()) == [200] * 6
+
+
 def test_beyond_loopback_https_is_never_downgraded_to_http() -> None:
     """The dangerous direction: a registry that is not loopback whose TLS handshake meets plain
     text (what a network attacker stripping TLS produces) is a TLS error naming the fix; not one
