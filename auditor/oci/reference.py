@@ -33,6 +33,13 @@ def is_valid_repository(name: str) -> bool:
     )
 
 
+def is_valid_tag(name: str) -> bool:
+    """A tag by distribution's grammar (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``): what a tags
+    list may name and what goes into a request path (``..`` or an empty name would address
+    something else)."""
+    return bool(_TAG.fullmatch(name))
+
+
 def is_valid_host(text: str) -> bool:
     """``host[:port]`` as references spell it (a bracketed IPv6 address included)."""
     return bool(_HOST.match(text))
