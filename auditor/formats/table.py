@@ -54,6 +54,7 @@ _FAILING = frozenset({NodeStatus.UNSIGNED, NodeStatus.INVALID, NodeStatus.ERROR,
 _DIGEST = re.compile(r"\b(sha256|sha384|sha512):([0-9a-f]{12})[0-9a-f]{20,}\b")
 _SIGNER = re.compile(r"; signer (.+)$")
 _ELLIPSIS = "\u2026"
+_SEP = "\x00"  # never in a cell: every text from outside goes through clean()
 
 
 def _cut(text: str, width: int | None) -> str:
@@ -242,8 +243,11 @@ class _Entry:
     status: str
     head: str
     signers: str | None
-    rows: tuple[tuple[str, ...], ...]
+    rows: tuple[str, ...]  # each row's cells joined by _SEP (one string per node, not seven)
     findings: tuple[str, ...]
+
+    def cells(self) -> list[tuple[str, ...]]:
+        return [tuple(row.split(_SEP)) for row in self.rows]
 
 
 def _entry(target: TargetResult) -> _Entry:
@@ -262,7 +266,7 @@ def _entry(target: TargetResult) -> _Entry:
         status=target.status.value,
         head=head,
         signers=f"  signed by: {clean('; '.join(signers))}" if signers else None,
-        rows=tuple(_rows(target)),
+        rows=tuple(_SEP.join(row) for row in _rows(target)),
         findings=tuple(_finding_lines(target, short=True)),
     )
 
@@ -310,7 +314,8 @@ class TableWriter:
             lines = [*(note_line(n) for n in self.notes), *self.quiet_lines]
             self.out.write("".join(f"{line}\n" for line in lines))
         else:
-            self.out.write("".join(f"{line}\n" for line in self._lines(summary)))
+            for line in self._lines(summary):  # line by line: no second copy of the table
+                self.out.write(f"{line}\n")
         self.entries, self.quiet_lines = [], []
         return summary
 
@@ -323,7 +328,7 @@ class TableWriter:
             group.sort(key=lambda e: _version_key(e.tag))
         widths = [len(h) for h in _HEADER[:-1]]
         for entry in self.entries:
-            for row in entry.rows:
+            for row in entry.cells():
                 for i, w in enumerate(widths):
                     widths[i] = max(w, len(row[i]))
         if any(entry.rows for entry in self.entries):
@@ -335,7 +340,7 @@ class TableWriter:
                 if entry.signers is not None:
                     yield _cut(entry.signers, width)
                 if entry.rows:
-                    yield from _format_rows(entry.rows, widths, color, width)
+                    yield from _format_rows(entry.cells(), widths, color, width)
                 if entry.findings:
                     yield "  findings:"
                     yield from (_cut(f"    {line}", width) for line in entry.findings)
