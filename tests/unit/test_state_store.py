@@ -277,3 +277,49 @@ def test_verdict_cache_is_keyed_by_trust_hash(tmp_path: Path) -> None:
     assert store.forget_verdicts_except("h2") == 1
     assert store.cached_verdict("h1", verdict.digest, AMD64, "scope") is None
     store.close()
+
+
+def test_cache_writes_are_staged_until_flushed_and_a_crash_only_loses_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    verdict = multiplatform(REF, signed_platforms=True).nodes[1].signatures[0]
+    store.cache_verdict("h1", verdict.digest, AMD64, "scope", verdict)
+    store.cache_blob("src", "repo", "sha256:" + "b" * 64, b"envelope")
+    store.cache_manifest("src", "repo", "sha256:" + "c" * 64, "application/x", b"{}")
+    # Read back before any write: the staged rows answer.
+    assert store.cached_blob("src", "repo", "sha256:" + "b" * 64) == b"envelope"
+    assert store.cached_manifest("src", "repo", "sha256:" + "c" * 64) == ("application/x", b"{}")
+    # Another connection (another process) sees nothing yet: a crash here loses the entries.
+    other = Store.open(path, migrate=False)
+    assert other.cached_blob("src", "repo", "sha256:" + "b" * 64) is None
+    assert other.cached_verdict("h1", verdict.digest, AMD64, "scope") is None
+    store.flush_caches()
+    assert other.cached_blob("src", "repo", "sha256:" + "b" * 64) == b"envelope"
+    cached = other.cached_verdict("h1", verdict.digest, AMD64, "scope")
+    assert cached is not None
+    assert cached[0] == verdict
+    # Closing writes what is still staged.
+    store.cache_blob("src", "repo", "sha256:" + "d" * 64, b"late")
+    store.close()
+    assert other.cached_blob("src", "repo", "sha256:" + "d" * 64) == b"late"
+    other.close()
+
+
+def test_staged_cache_writes_are_flushed_early_past_the_row_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditor.state.store as store_module
+
+    monkeypatch.setattr(store_module, "STAGED_ROWS", 3)
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    other = Store.open(path, migrate=False)
+    for n in range(3):
+        store.cache_blob("src", "repo", f"sha256:{n:064x}", b"x")
+    assert all(
+        other.cached_blob("src", "repo", f"sha256:{n:064x}") == b"x" for n in range(3)
+    )
+    store.close()
+    other.close()
