@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,3 +324,32 @@ def test_staged_cache_writes_are_flushed_early_past_the_row_bound(
     )
     store.close()
     other.close()
+
+
+def _sqlite_schema(path: Path) -> dict[tuple[str, str], str | None]:
+    with closing(sqlite3.connect(path)) as conn:
+        return {(t, n): s for t, n, s in conn.execute("SELECT type, name, sql FROM sqlite_master")}
+
+
+def test_a_new_database_gets_exactly_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    """A first run creates the newest schema from schema.py without Alembic; it must be the
+    very schema replaying every migration gives (tables, columns, defaults, indexes), so a
+    later migration finds what it expects."""
+    Store.open(tmp_path / "fresh.db").close()
+    _upgrade(tmp_path / "migrated.db", "head")
+    fresh = _sqlite_schema(tmp_path / "fresh.db")
+    assert fresh == _sqlite_schema(tmp_path / "migrated.db")
+    assert ("table", "alembic_version") in fresh
+    reopened = Store.open(tmp_path / "fresh.db")
+    assert reopened.revision() == HEAD_REVISION
+    reopened.close()
+
+
+def test_a_new_database_is_created_without_alembic(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from auditor.state.store import Store; "
+        f"Store.open(Path({str(tmp_path / 'new.db')!r})).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
