@@ -29,6 +29,7 @@ from auditor.oci.reference import (
     Reference,
     RegistryPattern,
     is_valid_repository,
+    is_valid_tag,
     parse_target,
 )
 from auditor.source import ManifestSource
@@ -328,6 +329,9 @@ class Expander:
         except AuditorError as exc:
             return [_failed(str(reference), exc)]
         candidates = filter_tags(tags, tag_filter)
+        # A listed name goes into a request path as a catalog name does: refused, and said.
+        invalid = [_invalid_tag(reference, t) for t in candidates if not is_valid_tag(t)]
+        candidates = [t for t in candidates if is_valid_tag(t)]
         attachments = await genuine_attachments(source, reference.repository, candidates)
         selection = choose_tags(candidates, tag_filter, attachments)
         chosen = selection.tags
@@ -335,10 +339,13 @@ class Expander:
             self.notes.append(tags_left_out_note(str(reference), selection, tag_filter.limit))
         if not chosen:
             # Auditing nothing must not look like a clean pass.
-            return [_nothing(str(reference), len(tags))]
+            return [*invalid, _nothing(str(reference), len(tags))]
         # The listing also says which nodes have a fallback (or signature) tag at all.
         listed = ListedTagsSource(source, reference.repository, set(tags))
-        return [AuditTarget(reference.with_tag(t), listed, reference.repository) for t in chosen]
+        return [
+            *invalid,
+            *(AuditTarget(reference.with_tag(t), listed, reference.repository) for t in chosen),
+        ]
 
     async def _expand_layout(
         self, layout: LayoutConfig, pinned: LayoutReference | None = None
@@ -364,6 +371,15 @@ class Expander:
         if not pinned_refs:
             return [_nothing(str(reference), 0)]
         return [AuditTarget(ref, source, "", layout.scope) for ref in pinned_refs]
+
+
+def _invalid_tag(reference: ImageReference, tag: str) -> TargetResult:
+    shown = repr(tag[:100])
+    return error_target(
+        f"{reference}:{shown}",
+        f"{reference}: tag {shown} is not a valid tag (distribution's grammar): not audited",
+        category=ErrorCategory.INVALID,
+    )
 
 
 def _failed(reference: str, exc: AuditorError) -> TargetResult:

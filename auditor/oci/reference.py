@@ -29,13 +29,20 @@ def is_valid_repository(name: str) -> bool:
     at most 255 characters): what a catalog may list and what goes into a request path."""
     return (
         0 < len(name) <= MAX_REPOSITORY_LENGTH
-        and all(_REPO_COMPONENT.match(c) for c in name.split("/"))
+        and all(_REPO_COMPONENT.fullmatch(c) for c in name.split("/"))
     )
+
+
+def is_valid_tag(name: str) -> bool:
+    """A tag by distribution's grammar (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``): what a tags
+    list may name and what goes into a request path (``..`` or an empty name would address
+    something else)."""
+    return bool(_TAG.fullmatch(name))
 
 
 def is_valid_host(text: str) -> bool:
     """``host[:port]`` as references spell it (a bracketed IPv6 address included)."""
-    return bool(_HOST.match(text))
+    return bool(_HOST.fullmatch(text))
 
 
 def hostname(host: str) -> str:
@@ -138,7 +145,7 @@ def parse_layout_reference(text: str) -> LayoutReference:
     body, digest = _split_digest(body, text)
     tag = None
     head, sep, tail = body.rpartition(":")
-    if sep and head and "/" not in tail and _TAG.match(tail):
+    if sep and head and "/" not in tail and _TAG.fullmatch(tail):
         body, tag = head, tail
     if not body:
         raise InvalidReference(f"reference {text!r}: no layout path")
@@ -157,7 +164,7 @@ def _is_bare_host(text: str) -> bool:
     image: a valid ``host[:port]`` whose host has a ``.``, is ``localhost`` or is bracketed.
     ``node:20`` stays Docker Hub's image (a numeric tag is not a port: write ``HOST:PORT/``
     to mean that host), and so does ``ubuntu:22.04`` (not a port at all)."""
-    if not _HOST.match(text):
+    if not _HOST.fullmatch(text):
         return False
     name = hostname(text)
     return "." in name or name == "localhost" or name.startswith("[")
@@ -216,13 +223,13 @@ def parse_target(text: str) -> Target:
             f"target {original!r}: a repository glob takes no tag or digest "
             "(every tag of each matching repository is audited)"
         )
-    if not _PATTERN.match(pattern):
+    if not _PATTERN.fullmatch(pattern):
         raise InvalidReference(f"target {original!r}: {pattern!r} is not a repository glob")
     return RegistryPattern(_registry_host(first, original), pattern)
 
 
 def _registry_host(host: str, original: str) -> str:
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(host):
         raise InvalidReference(f"target {original!r}: {host!r} is not a valid registry host")
     if host.lower() in _DOCKER_HUB_ALIASES:
         raise InvalidReference(
@@ -255,20 +262,20 @@ def parse_reference(text: str) -> Reference:
     colon = text.rfind(":")
     if colon > last_slash:
         text, tag = text[:colon], text[colon + 1 :]
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             raise InvalidReference(f"reference {original!r}: {tag!r} is not a valid tag")
     first, _, remainder = text.partition("/")
     if remainder and _looks_like_host(first):
         registry, repository = first, remainder
     else:
         registry, repository = DOCKER_HUB, text
-    if not _HOST.match(registry):
+    if not _HOST.fullmatch(registry):
         raise InvalidReference(f"reference {original!r}: {registry!r} is not a valid registry host")
     if registry in _DOCKER_HUB_ALIASES:
         registry = DOCKER_HUB
         if "/" not in repository:
             repository = f"library/{repository}"
-    if not repository or not all(_REPO_COMPONENT.match(c) for c in repository.split("/")):
+    if not repository or not all(_REPO_COMPONENT.fullmatch(c) for c in repository.split("/")):
         raise InvalidReference(
             f"reference {original!r}: {repository!r} is not a valid repository name"
         )

@@ -42,6 +42,13 @@ def _string_list(body: bytes, what: str, key: str) -> list[str]:
     return list(values)
 
 
+def _descriptor_bytes(desc: Descriptor) -> int:
+    """What a descriptor from a registry costs the run cache: a fixed overhead plus the text
+    the registry chose (annotations can fill a whole page of a referrers answer)."""
+    text = sum(len(k) + len(v) for k, v in desc.annotations.items())
+    return ENTRY_OVERHEAD + text + len(desc.media_type) + len(desc.artifact_type or "")
+
+
 class RegistryClient:
     """Reads (and, via :mod:`auditor.registry.push`, writes) one registry host."""
 
@@ -237,7 +244,7 @@ class RegistryClient:
         found = await cached(
             ("referrers", self.name, repository, digest, artifact_type or ""),
             lambda: self._get_referrers(repository, digest, artifact_type, what),
-            lambda found: ENTRY_OVERHEAD * len(found),
+            lambda found: sum(_descriptor_bytes(d) for d in found),
         )
         return list(found)
 

@@ -81,14 +81,21 @@ class SignReport:
         return any(n.outcome is Outcome.FAILED for n in self.nodes)
 
 
-async def _target(app: App, text: str) -> tuple[AuditTarget, Publisher]:
+async def _target(
+    app: App, text: str, layout_scope: str | None = None
+) -> tuple[AuditTarget, Publisher]:
     reference = parse_reference(text)
     if reference.ref is None:
         raise UsageError(f"auditor sign: {text}: name a tag or digest to sign")
     if isinstance(reference, LayoutReference):
         path = Path(reference.path)
         publisher: Publisher = LayoutPublisher(path)
-        return AuditTarget(reference, app.layout(path), ""), publisher
+        # The scope the audit verifies this layout under (``--scope``, else a configured
+        # layout's ``scope:``), so --missing and the already-signed check see the same
+        # trust policy statement as ``audit now``, not only a ``*`` one.
+        configured = app.config.layout_for(path)
+        scope = layout_scope or (configured.scope if configured else None)
+        return AuditTarget(reference, app.layout(path), "", scope), publisher
     # The registry client itself, not a cache in front of it: signing reads what is there now.
     client = await app.registry_client(reference.registry)
     target = AuditTarget(reference, client, reference.repository)
@@ -197,12 +204,18 @@ def _unconfirmed(results: list[NodeResult], problems: list[str]) -> list[NodeRes
 
 
 async def sign(
-    app: App, reference: str, key: SigningKey, selection: Selection, options: SignOptions
+    app: App,
+    reference: str,
+    key: SigningKey,
+    selection: Selection,
+    options: SignOptions,
+    layout_scope: str | None = None,
 ) -> SignReport:
-    """Plan and (unless ``dry_run``) carry out the signing of ``reference``."""
+    """Plan and (unless ``dry_run``) carry out the signing of ``reference``; ``layout_scope``
+    is an ``oci-layout:`` reference's trust policy scope (``--scope local/NAME``)."""
     if options.envelope not in ENVELOPES:
         raise UsageError(f"--signature-format: {options.envelope!r} is not jws or cose")
-    target, publisher = await _target(app, reference)
+    target, publisher = await _target(app, reference, layout_scope)
     graph, decisions = await _graph(app, target, selection)
     limits = app.config.limits
     bounds = Bounds(limits.max_envelope_bytes, limits.max_signatures_per_node)

@@ -112,6 +112,10 @@ def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
                       help="config file (default: ./auditor.yaml when present)")
     sign.add_argument("--trust-policy", type=Path, help="notation trustpolicy(.oci).json")
     sign.add_argument("--trust-store", type=Path, help="notation trust store (has x509/...)")
+    sign.add_argument("--scope", metavar="SCOPE",
+                      help="trust policy scope of an oci-layout: REFERENCE, local/NAME (as "
+                           "notation verify --oci-layout --scope; default: the configured "
+                           "layout's scope:, else only a '*' statement applies)")
 
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=parser_class)
@@ -130,6 +134,7 @@ def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
 
 def run_sign(args: argparse.Namespace, stdout: TextIO) -> int:
     from auditor.app import App, AppOptions
+    from auditor.cli import layout_scope
     from auditor.signing.command import SignOptions, SignReport, sign
     from auditor.signing.report import render_json, render_table
     from auditor.signing.tsa import TimestampAuthority, load_root
@@ -143,6 +148,7 @@ def run_sign(args: argparse.Namespace, stdout: TextIO) -> int:
         force=args.force,
     )
     selection.check()
+    scope = layout_scope(args.scope, [args.reference])
     if (args.timestamp_url is None) != (args.timestamp_root_cert is None):
         raise UsageError("--timestamp-url and --timestamp-root-cert go together")
     timestamp = None
@@ -165,7 +171,7 @@ def run_sign(args: argparse.Namespace, stdout: TextIO) -> int:
 
     async def run() -> SignReport:
         async with App(config, app_options) as app:
-            return await sign(app, args.reference, key, selection, options)
+            return await sign(app, args.reference, key, selection, options, scope)
 
     report = asyncio.run(run())
     stdout.write(render_json(report) if args.format == "json" else render_table(report))

@@ -173,3 +173,29 @@ def test_an_endless_catalog_is_cut_at_the_configured_bound(tmp_path: Path) -> No
     assert "more than 250 repositories" in target["error"]
     assert served["pages"] == 3
     assert elapsed < 30
+
+
+def test_tag_names_that_are_no_tag_are_refused(tmp_path: Path) -> None:
+    """Tags from a registry go into request paths as catalog names do: ``..`` (httpx drops the
+    dot segment: ``/v2/app/``), an empty tag (``/v2/app/manifests/``), a 300-character or
+    non-ASCII name are not tags by distribution's grammar. Each is an error target (invalid)
+    naming it, never a request. Scripted: a real registry only lists valid tags."""
+    hostile = ["..", "", "x" * 300, "caf\u00e9", "\x1b[31mred", "v1\n", "-v"]
+    tags = {"v1": manifest_bytes("v1"), **{t: manifest_bytes(f"h{i}") for i, t in
+                                          enumerate(hostile)}}
+    with hostile_server(ScriptedRegistry(tags=tags)) as server:
+        run = run_auditor(["audit", "now", f"{server.host}/app", "--format", "json"],
+                          cwd=tmp_path, timeout=60)
+        paths = [r.path for r in server.requests]
+        host = server.host
+    assert run.code in (1, 3), run.stderr
+    assert "Traceback" not in run.stderr
+    targets = run.report["targets"]
+    refused = [t for t in targets if t["error_category"] == "invalid"]
+    assert len(refused) == len(hostile)
+    assert all("is not a valid tag" in t["error"] for t in refused)
+    assert [t["reference"] for t in targets if t not in refused] == [f"{host}/app:v1"]
+    manifests = {p for p in paths if "/manifests/" in p or p.rstrip("/") == "/v2/app"}
+    assert manifests <= {"/v2/app/manifests/v1"} | {
+        p for p in manifests if p.startswith("/v2/app/manifests/sha256")
+    }, manifests

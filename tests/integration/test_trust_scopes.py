@@ -14,6 +14,7 @@ The real ``auditor`` binary on the signed sample layout (devkit) and on the real
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,54 @@ def test_a_broken_store_of_another_statement_does_not_stop_the_run(
     assert "statement 'broken'" in warning
     assert MISSING in warning
     assert check.stdout.endswith("configuration valid, with 1 warning\n")
+
+
+def test_sign_missing_on_a_layout_uses_the_scope_flag_or_the_layouts_scope_key(
+    signed: SignedSample, tmp_path: Path
+) -> None:
+    """``auditor sign --missing`` audits an ``oci-layout:`` under the statement for
+    ``--scope local/NAME`` (or a configured layout's ``scope:``), as ``audit now`` does. With a
+    policy holding only that statement, the layout is unchecked without the scope (nothing is
+    signed over it, exit 1) and, with it, every gap is signed and the audit is compliant."""
+    keys = tmp_path / "notation"
+    made = run_auditor(["keys", "generate-test", "fixer", "--dir", keys, "--scope",
+                        "local/fixer"], cwd=tmp_path)
+    assert made.code == 0, made.stderr
+    policy = json.loads((keys / "trustpolicy.oci.json").read_text())
+    assert [s["registryScopes"] for s in policy["trustPolicies"]] == [["local/fixer"]]
+    layout = tmp_path / "layout"
+    shutil.copytree(signed.path, layout)
+    ref = f"oci-layout:{layout}:v1-single"
+    trust: list[str | Path] = ["--trust-policy", keys / "trustpolicy.oci.json",
+                               "--trust-store", keys / "truststore"]
+    sign: list[str | Path] = ["sign", ref, "--key", keys / "localkeys" / "fixer.key",
+                              "--cert", keys / "localkeys" / "fixer.crt", "--missing", *trust,
+                              "--format", "json"]
+
+    unscoped = run_auditor(sign, cwd=tmp_path)
+    assert unscoped.code == 1, (unscoped.stdout, unscoped.stderr)
+    assert {n["outcome"] for n in json.loads(unscoped.stdout)["nodes"]} <= {"failed", "skipped"}
+
+    scoped = run_auditor([*sign, "--scope", "local/fixer"], cwd=tmp_path)
+    assert scoped.code == 0, (scoped.stdout, scoped.stderr)
+    assert [n["outcome"] for n in json.loads(scoped.stdout)["nodes"]] == ["signed"]
+    audit = run_auditor(["audit", "now", ref, "--scope", "local/fixer", *trust,
+                         "--format", "json"], cwd=tmp_path)
+    assert audit.code == 0, audit.stderr
+    assert _single(audit.report)["status"] == "signed"
+    # Re-running signs nothing new: the signature just made counts under the scope.
+    again = run_auditor([*sign, "--scope", "local/fixer"], cwd=tmp_path)
+    assert again.code == 0, again.stderr
+    assert [n["outcome"] for n in json.loads(again.stdout)["nodes"]] == ["skipped"]
+
+    # A configured layout's scope: key does the same without the flag.
+    config = tmp_path / "auditor.yaml"
+    config.write_text(f"layouts:\n  - path: {layout}\n    scope: local/fixer\n")
+    from_config = run_auditor([*sign, "-c", config], cwd=tmp_path)
+    assert from_config.code == 0, from_config.stderr
+    assert [n["outcome"] for n in json.loads(from_config.stdout)["nodes"]] == ["skipped"]
+
+    misuse = run_auditor(["sign", "127.0.0.1:5/team/app:v1", "--key", "k", "--cert", "c",
+                          "--scope", "local/fixer"], cwd=tmp_path)
+    assert misuse.code == 2
+    assert "--scope applies to oci-layout: TARGETs only" in misuse.stderr, misuse.stderr

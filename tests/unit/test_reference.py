@@ -74,3 +74,27 @@ def test_reference_properties() -> None:
     assert isinstance(remote, ImageReference)
     assert not is_loopback(remote.registry)
     assert remote.ref is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["host\n/app:v1", "host/app\n:v1", "localhost:5000\n/app", "ghcr.io/team\n/app"],
+)
+def test_a_trailing_newline_is_no_part_of_a_valid_name(text: str) -> None:
+    """``$`` matches before a final newline: the grammar checks must match whole strings, or a
+    catalog name ``app\\n`` passes as a repository and fails later as a URL that does not
+    parse (a misleading error), and ``v1\\n`` passes as a tag."""
+    with pytest.raises(InvalidReference):
+        parse_reference(text)
+
+
+def test_grammar_checks_refuse_a_trailing_newline() -> None:
+    from auditor.oci.reference import is_valid_host, is_valid_repository, is_valid_tag
+
+    assert is_valid_repository("team/app")
+    assert not is_valid_repository("team/app\n")
+    assert not is_valid_repository("app\n/x")
+    assert is_valid_host("localhost:5000")
+    assert not is_valid_host("localhost:5000\n")
+    assert is_valid_tag("v1")
+    assert not is_valid_tag("v1\n")

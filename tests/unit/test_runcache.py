@@ -179,3 +179,41 @@ def test_closing_cancels_fetches_nobody_waits_for_and_forgets_everything() -> No
         assert done.calls == 2
 
     asyncio.run(main())
+
+
+def test_a_referrers_answer_is_charged_what_it_holds() -> None:
+    """Referrers descriptors carry annotations a registry chooses (up to max_manifest_bytes per
+    page): each answer is charged their bytes, so the cap bounds memory. Charged a flat
+    1 KiB per descriptor, 64 such answers of 256 KiB each stayed under a 1 MiB cap (16 MiB
+    held). Injected answers: distribution 2.8 has no referrers API."""
+    import httpx
+
+    from auditor.oci import mediatypes as mt
+    from auditor.registry.auth import AuthProvider
+    from auditor.registry.client import RegistryClient
+
+    big = "x" * (256 * 1024)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        digest = request.url.path.rsplit("/", 1)[1]
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": 10,
+                           "annotations": {"note": big}}],
+        }
+        return httpx.Response(200, json=doc, headers={"Content-Type": mt.OCI_INDEX})
+
+    async def run() -> RunCache:
+        cache = RunCache(1 << 20)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            client = RegistryClient("registry.example", http, auth=AuthProvider.anonymous())
+            with run_cache(cache):
+                for i in range(64):
+                    found = await client.get_referrers("app", "sha256:" + f"{i:064x}")
+                    assert found[0].annotations["note"] == big
+        return cache
+
+    cache = asyncio.run(run())
+    assert cache.bytes <= cache.max_bytes
+    assert cache.evicted >= 60  # at most 3 such answers fit under 1 MiB
