@@ -303,7 +303,8 @@ def test_serve_example_starts_and_answers_healthz(
     own_registry: RunningRegistry, signed: SignedSample, tmp_path: Path
 ) -> None:
     """``auditor serve --config auditor.yaml`` as written: it starts, answers ``/healthz``
-    and ``/readyz`` once an audit finished, and exits 0 on SIGTERM."""
+    and ``/readyz`` once an audit finished, serves every metric of the README's Metrics table
+    (and no other), and exits 0 on SIGTERM."""
     env = user_environment(tmp_path / "home")
     _docker_login(env, own_registry.host)
     _notation_trust(env, signed)
@@ -325,6 +326,12 @@ def test_serve_example_starts_and_answers_healthz(
                 or None
         assert poll("auditor serve /readyz", ready, deadline=60)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        # The Metrics table is what /metrics serves: every name, with its type.
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        exposed = {name: kind for name, kind in
+                   re.findall(r"^# TYPE (auditor_\w+) (\w+)$", metrics, re.M)
+                   if not name.endswith("_created")}  # prometheus_client's creation times
+        assert exposed == readme_metrics()
         assert (tmp_path / "auditor.db").is_file()  # state.path's default
     finally:
         process.send_signal(signal.SIGTERM)
@@ -332,3 +339,9 @@ def test_serve_example_starts_and_answers_healthz(
         stderr = process.stderr.read().decode() if process.stderr else ""
     assert code == 0, stderr[-2000:]
     assert PASSWORD not in stderr
+
+
+def readme_metrics() -> dict[str, str]:
+    """The README's Metrics table: metric name -> type."""
+    section = README.read_text(encoding="utf-8").split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    return dict(re.findall(r"^\| `(auditor_\w+)` \| (\w+) \|", section, re.M))
