@@ -41,7 +41,9 @@ async def collect_pages(
     item_name: str,
     headers: Mapping[str, str] | None = None,
 ) -> list[T]:
-    """Every item over all pages; GraphLimitExceeded past ``max_items``, RegistryError on a loop.
+    """Every item over all pages; GraphLimitExceeded past ``max_items`` or past ``limit`` bytes
+    over all pages (the pages together hold no more than one page may: counts alone let a
+    thousand pages of one huge item each through), RegistryError on a loop.
 
     ``extract(body, what)`` parses one page. The first request raises through the normal
     status mapping; callers that need to inspect a first-page 404 do that request themselves.
@@ -49,12 +51,16 @@ async def collect_pages(
     items: list[T] = []
     url = transport.url(path)
     seen: set[str] = set()
+    total = 0
     page_params = params
     for _ in range(MAX_PAGES):
         reply = await transport.request(
             "GET", url, scope=scope, what=what, limit=limit, params=page_params, headers=headers
         )
         raise_for_status(reply, what)
+        total += len(reply.body)
+        if total > limit:
+            raise GraphLimitExceeded(f"{what}: more than {limit} bytes over all pages")
         items.extend(extract(reply.body, what))
         if len(items) > max_items:
             raise GraphLimitExceeded(f"{what}: more than {max_items} {item_name}")

@@ -290,3 +290,32 @@ def test_error_bodies_lose_the_authorization_values_we_sent() -> None:
     assert message == "app: access denied, HTTP 403 (DENIED: bad Bearer *** or ***; basic ***)"
     ok = Reply(200, httpx.Headers(), body, BASE)
     assert without_credentials(ok, f"Bearer {token}") is ok
+
+
+def test_a_listing_in_pages_is_bounded_in_bytes_not_only_in_items_and_pages() -> None:
+    """1,000 pages of one 1 MiB tag each pass the item bound (10,000) and the page bound
+    (1,000) and held a gigabyte; the pages together may hold no more than one page may.
+    Injected pages: a real registry refuses tags that long."""
+    import asyncio
+
+    from auditor.errors import GraphLimitExceeded
+    from auditor.registry.auth import AuthProvider
+    from auditor.registry.client import RegistryClient
+
+    served = {"pages": 0}
+    huge = "t" * (1 << 20)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        served["pages"] += 1
+        link = f'</v2/app/tags/list?last=p{served["pages"]}>; rel="next"'
+        return httpx.Response(200, json={"name": "app", "tags": [huge]}, headers={"Link": link})
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            client = RegistryClient("registry.example", http, auth=AuthProvider.anonymous())
+            with pytest.raises(GraphLimitExceeded, match=r"registry.example/app tags: more than"
+                                                         r" \d+ bytes over all pages"):
+                await client.list_tags("app")
+
+    asyncio.run(run())
+    assert served["pages"] <= 5
