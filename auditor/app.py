@@ -551,6 +551,7 @@ class App:
             with run_cache(cache):
                 await self._run(targets, what, sink)
         finally:
+            self._flush_caches()
             await cache.close()
 
     async def _run(
@@ -577,7 +578,16 @@ class App:
             return
         sink.begin(self._start())
         async for result in self.auditor.stream(listed, deadline_at=deadline_at):
+            self._flush_caches()
             sink.add(result)
+
+    def _flush_caches(self) -> None:
+        """Write the content and verdict caches staged so far, one transaction per target
+        decided (auditor/state/store.py): only checked content and made verdicts are staged,
+        so a crash loses entries, never caches one that was not verified."""
+        if self.store is not None:
+            with suppress(StateError):
+                self.store.flush_caches()
 
     def _start(self) -> ReportStart:
         return ReportStart(datetime.now(UTC), self.run_info(), tuple(self._notes))

@@ -233,7 +233,7 @@ def _run_audit_now(
 
     state_path = args.state or (config.state.path if config.state else None)
     fmt = Format(args.format) if args.format else Format.TABLE
-    if fmt in (Format.JSON, Format.SARIF) and state_path is None:
+    if fmt in (Format.TABLE, Format.JSON, Format.SARIF) and state_path is None:
         if verbose is not None:
             verbose.start(config, args.targets, flags)
         app = App(
@@ -303,17 +303,22 @@ def _run_audit_now(
 def _stream_audit_now(
     args: argparse.Namespace, app: App, fmt: Format, output: Path | None, stdout: TextIO
 ) -> tuple[int, str]:
-    """JSON and SARIF written target by target (auditor/streamed.py), holding no report;
-    the exit code and the summary line."""
+    """The table, JSON and SARIF fed target by target (auditor/streamed.py), holding no
+    report; the exit code and the summary line."""
     from auditor.coverage import summary_exit_code
     from auditor.formats.table import summary_text
     from auditor.streamed import report_file, stream_audit
+
+    terminal = output is None and stdout.isatty()
 
     async def run(out: TextIO) -> tuple[int, str]:
         async with app:
             done = await stream_audit(
                 app, args.targets, fmt, out,
                 category=args.sarif_category, workspace=str(Path.cwd()),
+                quiet=args.quiet,
+                color=terminal and "NO_COLOR" not in os.environ,
+                width=shutil.get_terminal_size().columns if terminal else None,
             )
         return summary_exit_code(done.summary), summary_text(done.summary, done.notes)
 

@@ -1,11 +1,12 @@
-"""``audit now --format json|sarif`` streamed: each target written as it is decided.
+"""``audit now`` streamed (the table, JSON, SARIF): each target handed on as it is decided.
 
 A run of 10^5 nodes must not hold them all (issue 12: 300 MB peak). The writers
 (:class:`~auditor.formats.json.JsonWriter`, :class:`~auditor.formats.sarif.SarifWriter`)
 write what ``render`` would, target by target, and keep only counts; the run hands them each
-result through ``App.audit_into`` and holds none either. The table and the page need every
-target at once (they sort and align), and a run recorded in the state store keeps its
-results, so those still collect the whole report.
+result through ``App.audit_into`` and holds none either. The table sorts and aligns, so it
+prints at the end, but its writer (:class:`~auditor.formats.table.TableWriter`) keeps only
+each target's rendered rows. The page needs every target at once, and a run recorded in the
+state store keeps its results, so those still collect the whole report.
 
 With ``-o FILE`` the report is written to a temporary file beside it and renamed into place
 at the end: an interrupted run never leaves half a report under the name a CI step reads.
@@ -28,9 +29,10 @@ from auditor.errors import UsageError
 from auditor.formats import Format
 from auditor.formats.json import JsonWriter
 from auditor.formats.sarif import SarifWriter
+from auditor.formats.table import TableWriter
 from auditor.model import ReportStart, TargetResult
 
-STREAMED = frozenset({Format.JSON, Format.SARIF})
+STREAMED = frozenset({Format.TABLE, Format.JSON, Format.SARIF})
 
 
 @dataclass
@@ -42,7 +44,7 @@ class StreamedRun:
 
 
 class _Sink:
-    def __init__(self, writer: JsonWriter | SarifWriter) -> None:
+    def __init__(self, writer: JsonWriter | SarifWriter | TableWriter) -> None:
         self.writer = writer
         self.notes = 0
 
@@ -62,10 +64,16 @@ async def stream_audit(
     *,
     category: str | None = None,
     workspace: str | None = None,
+    quiet: bool = False,
+    color: bool = False,
+    width: int | None = None,
 ) -> StreamedRun:
-    """Audit ``references`` (or the config) writing ``fmt`` to ``out`` as targets finish."""
-    writer: JsonWriter | SarifWriter
-    if fmt is Format.SARIF:
+    """Audit ``references`` (or the config) writing ``fmt`` to ``out`` as targets finish
+    (``quiet``, ``color`` and ``width`` are the table's)."""
+    writer: JsonWriter | SarifWriter | TableWriter
+    if fmt is Format.TABLE:
+        writer = TableWriter(out, quiet=quiet, color=color, width=width)
+    elif fmt is Format.SARIF:
         writer = SarifWriter(out, category=category, workspace=workspace)
     elif fmt is Format.JSON:
         writer = JsonWriter(out)

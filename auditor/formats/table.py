@@ -13,10 +13,13 @@ a per-repository rollup when there is more than one target.
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TextIO
 
-from auditor.coverage import Summary, summarize
+from auditor.coverage import Summary, Tally, summarize
 from auditor.errors import InvalidReference
 from auditor.formats.common import short_digest
 from auditor.model import (
@@ -26,6 +29,7 @@ from auditor.model import (
     NodeStatus,
     NodeVerdict,
     ReportNote,
+    ReportStart,
     RunInfo,
     SignatureStatus,
     TargetResult,
@@ -50,6 +54,7 @@ _FAILING = frozenset({NodeStatus.UNSIGNED, NodeStatus.INVALID, NodeStatus.ERROR,
 _DIGEST = re.compile(r"\b(sha256|sha384|sha512):([0-9a-f]{12})[0-9a-f]{20,}\b")
 _SIGNER = re.compile(r"; signer (.+)$")
 _ELLIPSIS = "\u2026"
+_SEP = "\x00"  # never in a cell: every text from outside goes through clean()
 
 
 def _cut(text: str, width: int | None) -> str:
@@ -74,18 +79,6 @@ def _version_key(tag: str) -> tuple[tuple[int, int | str], ...]:
     """Numbers compare as numbers (v1.10 after v1.9); text parts as text."""
     parts = re.findall(r"\d+|[^\d]+", tag)
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
-
-
-def _ordered(targets: Sequence[TargetResult]) -> list[TargetResult]:
-    """Grouped by repository (first-seen order), tags in version order within each."""
-    groups: dict[str, list[TargetResult]] = {}
-    for target in targets:
-        groups.setdefault(_repository_and_tag(target.reference)[0], []).append(target)
-    return [
-        t
-        for group in groups.values()
-        for t in sorted(group, key=lambda t: _version_key(_repository_and_tag(t.reference)[1]))
-    ]
 
 
 def _signers(target: TargetResult) -> list[str]:
@@ -195,18 +188,6 @@ def summary_text(summary: Summary, notes: int = 0) -> str:
     return text + (f"; {notes} warning{'s' * (notes != 1)}" if notes else "")
 
 
-def _rollup(targets: Sequence[TargetResult]) -> list[str]:
-    groups: dict[str, list[TargetResult]] = {}
-    for target in targets:
-        groups.setdefault(_repository_and_tag(target.reference)[0], []).append(target)
-    lines = ["repositories:"]
-    for repository, group in groups.items():
-        counts = {s: sum(t.status is s for t in group) for s in TargetStatus}
-        text = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
-        lines.append(f"  {clean(repository)}: {len(group)} target{'s' * (len(group) != 1)}: {text}")
-    return lines
-
-
 def _stamp(label: str, stamp: FileStamp | None) -> str:
     if stamp is None:
         return f"{label} none"
@@ -252,49 +233,145 @@ def summary_line(report: AuditReport) -> str:
     return _summary(report)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What the table prints of one target, already rendered: the target itself (its graph,
+    verdicts, signatures) is let go as soon as this is made (issue 12: 10^5 nodes in 300 MB)."""
+
+    repository: str
+    tag: str
+    status: str
+    head: str
+    signers: str | None
+    rows: tuple[str, ...]  # each row's cells joined by _SEP (one string per node, not seven)
+    findings: tuple[str, ...]
+
+    def cells(self) -> list[tuple[str, ...]]:
+        return [tuple(row.split(_SEP)) for row in self.rows]
+
+
+def _entry(target: TargetResult) -> _Entry:
+    repository, tag = _repository_and_tag(target.reference)
+    head = f"{target.status.value} {clean(target.reference)}"
+    if target.digest:
+        head += f" {short_digest(target.digest)}"
+    if target.rule:
+        head += f" ({clean(target.rule)})"
+    if target.error_category is not None:
+        head += f" [{target.error_category.value}]"
+    signers = _signers(target)
+    return _Entry(
+        repository=repository,
+        tag=tag,
+        status=target.status.value,
+        head=head,
+        signers=f"  signed by: {clean('; '.join(signers))}" if signers else None,
+        rows=tuple(_SEP.join(row) for row in _rows(target)),
+        findings=tuple(_finding_lines(target, short=True)),
+    )
+
+
+class TableWriter:
+    """The table fed target by target (the sink ``App.audit_into`` hands results to), the
+    same text ``render`` gives. The columns are aligned over every row and targets are grouped
+    by repository, so nothing can be printed before the end, but only each target's rendered
+    rows and lines are kept (:class:`_Entry`), never the results; with ``quiet`` only the
+    finding lines (kept too, so nothing reaches the terminal under the progress line).
+
+    ``begin`` once the targets are listed, ``add`` as each target is decided, ``finish`` at
+    the end (it writes the rest and returns the summary).
+    """
+
+    def __init__(
+        self, out: TextIO, *, quiet: bool = False, color: bool = False, width: int | None = None
+    ) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.color = color
+        self.width = width
+        self.tally = Tally()
+        self.entries: list[_Entry] = []
+        self.quiet_lines: list[str] = []
+        self.notes: tuple[ReportNote, ...] = ()
+        self.info: RunInfo | None = None
+
+    def begin(self, start: ReportStart) -> None:
+        self.notes, self.info = start.notes, start.info
+
+    def add(self, target: TargetResult) -> None:
+        self.tally.add(target)
+        if self.quiet:
+            self.quiet_lines.extend(
+                f"{clean(target.reference)}: {line}"
+                for line in _finding_lines(target, waived=False)
+            )
+        else:
+            self.entries.append(_entry(target))
+
+    def finish(self) -> Summary:
+        summary = self.tally.summary()
+        if self.quiet:
+            lines = [*(note_line(n) for n in self.notes), *self.quiet_lines]
+            self.out.write("".join(f"{line}\n" for line in lines))
+        else:
+            for line in self._lines(summary):  # line by line: no second copy of the table
+                self.out.write(f"{line}\n")
+        self.entries, self.quiet_lines = [], []
+        return summary
+
+    def _lines(self, summary: Summary) -> Iterator[str]:
+        color, width = self.color, self.width
+        groups: dict[str, list[_Entry]] = {}
+        for entry in self.entries:
+            groups.setdefault(entry.repository, []).append(entry)
+        for group in groups.values():
+            group.sort(key=lambda e: _version_key(e.tag))
+        widths = [len(h) for h in _HEADER[:-1]]
+        for entry in self.entries:
+            for row in entry.cells():
+                for i, w in enumerate(widths):
+                    widths[i] = max(w, len(row[i]))
+        if any(entry.rows for entry in self.entries):
+            yield from _format_rows([_HEADER], widths, color, width)
+        for group in groups.values():
+            for entry in group:
+                head = _cut(entry.head, width)
+                yield _paint(entry.status, entry.status, color) + head[len(entry.status):]
+                if entry.signers is not None:
+                    yield _cut(entry.signers, width)
+                if entry.rows:
+                    yield from _format_rows(entry.cells(), widths, color, width)
+                if entry.findings:
+                    yield "  findings:"
+                    yield from (_cut(f"    {line}", width) for line in entry.findings)
+        if len(groups) < len(self.entries):  # some repository has several targets
+            yield _cut("repositories:", width)
+            for repository, group in groups.items():
+                text = ", ".join(
+                    f"{n} {s.value}"
+                    for s in TargetStatus
+                    if (n := sum(e.status == s.value for e in group))
+                )
+                yield _cut(
+                    f"  {clean(repository)}: {len(group)} target{'s' * (len(group) != 1)}: {text}",
+                    width,
+                )
+        yield from (_cut(note_line(n), width) for n in self.notes)
+        if self.info is not None:
+            yield _cut(run_line(self.info), width)
+        yield _cut(summary_text(summary, len(self.notes)), width)
+
+
 def render(
     report: AuditReport, *, quiet: bool = False, color: bool = False, width: int | None = None
 ) -> str:
-    """The table, or with ``quiet`` one line per finding (nothing when all is compliant)."""
-    if quiet:
-        notes = "".join(f"{note_line(n)}\n" for n in report.notes)
-        return notes + "".join(
-            f"{clean(t.reference)}: {line}\n"
-            for t in report.targets
-            for line in _finding_lines(t, waived=False)
-        )
-    targets = _ordered(report.targets)
-    all_rows = [row for t in targets for row in _rows(t)]
-    widths = [max(len(r[i]) for r in [_HEADER, *all_rows]) for i in range(len(_HEADER) - 1)]
-    lines: list[str] = []
-    if all_rows:
-        lines.extend(_format_rows([_HEADER], widths, color, width))
-    for target in targets:
-        head = f"{target.status.value} {clean(target.reference)}"
-        if target.digest:
-            head += f" {short_digest(target.digest)}"
-        if target.rule:
-            head += f" ({clean(target.rule)})"
-        if target.error_category is not None:
-            head += f" [{target.error_category.value}]"
-        head = _cut(head, width)
-        verdict = target.status.value
-        lines.append(_paint(verdict, verdict, color) + head[len(verdict):])
-        signers = _signers(target)
-        if signers:
-            lines.append(_cut(f"  signed by: {clean('; '.join(signers))}", width))
-        rows = _rows(target)
-        if rows:
-            lines.extend(_format_rows(rows, widths, color, width))
-        findings = _finding_lines(target, short=True)
-        if findings:
-            lines.append("  findings:")
-            lines.extend(_cut(f"    {line}", width) for line in findings)
-    repositories = [_repository_and_tag(t.reference)[0] for t in targets]
-    if len(set(repositories)) < len(repositories):  # some repository has several targets
-        lines.extend(_cut(line, width) for line in _rollup(targets))
-    lines.extend(_cut(note_line(n), width) for n in report.notes)
-    if report.info is not None:
-        lines.append(_cut(run_line(report.info), width))
-    lines.append(_cut(_summary(report), width))
-    return "".join(f"{line}\n" for line in lines)
+    """The table, or with ``quiet`` one line per finding (nothing when all is compliant):
+    :class:`TableWriter` over the whole report."""
+    buffer = io.StringIO()
+    writer = TableWriter(buffer, quiet=quiet, color=color, width=width)
+    writer.begin(ReportStart(report.generated_at, report.info, report.notes))
+    for target in report.targets:
+        writer.add(target)
+    writer.finish()
+    return buffer.getvalue()
+

@@ -199,12 +199,32 @@ class RevocationChecker:
         self._fetch_lock = threading.Lock()
         self._rewrite = url_rewrite or (lambda url: url)
         self._now = now
-        self._client = httpx.Client(
-            transport=transport, follow_redirects=True, max_redirects=3, trust_env=False
-        )
+        self._transport = transport
+        # Built at the first OCSP/CRL fetch: most runs skip revocation or never reach the
+        # network, and an httpx client (its TLS context) costs ~50 ms to make.
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def _client(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    transport=self._transport,
+                    follow_redirects=True,
+                    max_redirects=3,
+                    trust_env=False,
+                )
+                if self._closed:
+                    self._http.close()  # used after close: fails as a closed client does
+            return self._http
 
     def close(self) -> None:
-        self._client.close()
+        with self._http_lock:
+            self._closed = True
+            if self._http is not None:
+                self._http.close()
 
     def __enter__(self) -> RevocationChecker:
         return self

@@ -179,6 +179,6 @@ alert_outbox = Table(
     Column("transition", String(32), nullable=False),
     Column("payload", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("last_error", String(512), nullable=True),
 )

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,3 +278,78 @@ def test_verdict_cache_is_keyed_by_trust_hash(tmp_path: Path) -> None:
     assert store.forget_verdicts_except("h2") == 1
     assert store.cached_verdict("h1", verdict.digest, AMD64, "scope") is None
     store.close()
+
+
+def test_cache_writes_are_staged_until_flushed_and_a_crash_only_loses_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    verdict = multiplatform(REF, signed_platforms=True).nodes[1].signatures[0]
+    store.cache_verdict("h1", verdict.digest, AMD64, "scope", verdict)
+    store.cache_blob("src", "repo", "sha256:" + "b" * 64, b"envelope")
+    store.cache_manifest("src", "repo", "sha256:" + "c" * 64, "application/x", b"{}")
+    # Read back before any write: the staged rows answer.
+    assert store.cached_blob("src", "repo", "sha256:" + "b" * 64) == b"envelope"
+    assert store.cached_manifest("src", "repo", "sha256:" + "c" * 64) == ("application/x", b"{}")
+    # Another connection (another process) sees nothing yet: a crash here loses the entries.
+    other = Store.open(path, migrate=False)
+    assert other.cached_blob("src", "repo", "sha256:" + "b" * 64) is None
+    assert other.cached_verdict("h1", verdict.digest, AMD64, "scope") is None
+    store.flush_caches()
+    assert other.cached_blob("src", "repo", "sha256:" + "b" * 64) == b"envelope"
+    cached = other.cached_verdict("h1", verdict.digest, AMD64, "scope")
+    assert cached is not None
+    assert cached[0] == verdict
+    # Closing writes what is still staged.
+    store.cache_blob("src", "repo", "sha256:" + "d" * 64, b"late")
+    store.close()
+    assert other.cached_blob("src", "repo", "sha256:" + "d" * 64) == b"late"
+    other.close()
+
+
+def test_staged_cache_writes_are_flushed_early_past_the_row_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditor.state.store as store_module
+
+    monkeypatch.setattr(store_module, "STAGED_ROWS", 3)
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    other = Store.open(path, migrate=False)
+    for n in range(3):
+        store.cache_blob("src", "repo", f"sha256:{n:064x}", b"x")
+    assert all(
+        other.cached_blob("src", "repo", f"sha256:{n:064x}") == b"x" for n in range(3)
+    )
+    store.close()
+    other.close()
+
+
+def _sqlite_schema(path: Path) -> dict[tuple[str, str], str | None]:
+    with closing(sqlite3.connect(path)) as conn:
+        return {(t, n): s for t, n, s in conn.execute("SELECT type, name, sql FROM sqlite_master")}
+
+
+def test_a_new_database_gets_exactly_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    """A first run creates the newest schema from schema.py without Alembic; it must be the
+    very schema replaying every migration gives (tables, columns, defaults, indexes), so a
+    later migration finds what it expects."""
+    Store.open(tmp_path / "fresh.db").close()
+    _upgrade(tmp_path / "migrated.db", "head")
+    fresh = _sqlite_schema(tmp_path / "fresh.db")
+    assert fresh == _sqlite_schema(tmp_path / "migrated.db")
+    assert ("table", "alembic_version") in fresh
+    reopened = Store.open(tmp_path / "fresh.db")
+    assert reopened.revision() == HEAD_REVISION
+    reopened.close()
+
+
+def test_a_new_database_is_created_without_alembic(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from auditor.state.store import Store; "
+        f"Store.open(Path({str(tmp_path / 'new.db')!r})).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
