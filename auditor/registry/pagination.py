@@ -12,7 +12,9 @@ from auditor.registry.transport import RegistryTransport, raise_for_status
 T = TypeVar("T")
 
 MAX_PAGES = 1000
-_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+# The target holds no "<" (RFC 3986 never allows it): each "<" starts one scan that stops at
+# the next one, so a header of many unclosed "<" costs linear time, not quadratic.
+_LINK = re.compile(r"<([^<>]*)>\s*((?:;\s*[^;,]*)*)")
 
 
 def next_link(header: str | None) -> str | None:

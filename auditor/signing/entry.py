@@ -34,6 +34,7 @@ SIGN_EXAMPLES = """examples:
   auditor sign REF --key K --cert C -r --platform linux/arm64 --no-index
   auditor sign REF --key K --cert C --missing         exactly what `audit now` finds unsigned
   auditor sign REF --key K --cert C -r --dry-run      the plan, nothing signed
+  auditor sign oci-layout:DIR:v1 --key K --cert C --missing --scope local/NAME
 
 exit codes: 0 every selected node signed (or already), 1 a selected node failed,
   2 usage or configuration error, 3 an error before any node, 4 internal error (a bug)"""

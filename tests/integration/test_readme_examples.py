@@ -23,11 +23,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from auditor.registry.auth import AuthProvider
 from tests.support.binary import AUDITOR, run_auditor, user_environment
 from tests.support.daemon import poll
-from tests.support.receiver import free_port
+from tests.support.receiver import free_port, receiver
 from tests.support.registry_server import RunningRegistry, registry_binary, registry_server
 from tests.support.scenarios import CliRun, SignedSample, build_signed_sample, push
 
@@ -303,7 +304,8 @@ def test_serve_example_starts_and_answers_healthz(
     own_registry: RunningRegistry, signed: SignedSample, tmp_path: Path
 ) -> None:
     """``auditor serve --config auditor.yaml`` as written: it starts, answers ``/healthz``
-    and ``/readyz`` once an audit finished, and exits 0 on SIGTERM."""
+    and ``/readyz`` once an audit finished, serves every metric of the README's Metrics table
+    (and no other), and exits 0 on SIGTERM."""
     env = user_environment(tmp_path / "home")
     _docker_login(env, own_registry.host)
     _notation_trust(env, signed)
@@ -325,6 +327,12 @@ def test_serve_example_starts_and_answers_healthz(
                 or None
         assert poll("auditor serve /readyz", ready, deadline=60)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        # The Metrics table is what /metrics serves: every name, with its type.
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        exposed = {name: kind for name, kind in
+                   re.findall(r"^# TYPE (auditor_\w+) (\w+)$", metrics, re.M)
+                   if not name.endswith("_created")}  # prometheus_client's creation times
+        assert exposed == readme_metrics()
         assert (tmp_path / "auditor.db").is_file()  # state.path's default
     finally:
         process.send_signal(signal.SIGTERM)
@@ -332,3 +340,34 @@ def test_serve_example_starts_and_answers_healthz(
         stderr = process.stderr.read().decode() if process.stderr else ""
     assert code == 0, stderr[-2000:]
     assert PASSWORD not in stderr
+
+
+def readme_metrics() -> dict[str, str]:
+    """The README's Metrics table: metric name -> type."""
+    section = README.read_text(encoding="utf-8").split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    return dict(re.findall(r"^\| `(auditor_\w+)` \| (\w+) \|", section, re.M))
+
+
+def test_audit_on_push_notifications_snippet_is_a_working_registry_config(
+    signed: SignedSample, tmp_path: Path
+) -> None:
+    """The "Audit on push" section's distribution ``notifications:`` snippet, as written
+    (``AUDITOR:9464`` and ``TOKEN`` filled in), configures a real docker-registry that then
+    POSTs a push to ``/events`` with the bearer header (a real receiver stands in for the
+    daemon; tests/integration/test_alerts_e2e.py runs the daemon's side)."""
+    if registry_binary() is None:
+        pytest.skip("docker-registry is not on PATH")
+    section = README.read_text(encoding="utf-8").split("### Audit on push", 1)[1]
+    snippet = re.search(r"`(notifications: \{.*?\]\})`", section, re.S)
+    assert snippet is not None, "the notifications snippet moved"
+    with receiver() as events:
+        text = snippet.group(1).replace("AUDITOR:9464", f"127.0.0.1:{events.port}")
+        config = yaml.safe_load(text.replace("TOKEN", "readme-events-token"))
+        with registry_server(tmp_path / "registry", notifications=config["notifications"]
+                             ) as notifying:
+            push(notifying.host, signed.path, "team/pushed")
+            events.wait_for(lambda got: any(
+                r.path == "/events"
+                and r.headers.get("Authorization") == "Bearer readme-events-token"
+                and any(e.get("action") == "push" for e in r.json().get("events", []))
+                for r in got), timeout=30)
