@@ -30,6 +30,7 @@ from auditor.signing import entry as signing_commands
 
 if TYPE_CHECKING:
     from auditor.app import App
+    from auditor.state.store import Store
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -233,17 +234,23 @@ def _run_audit_now(
 
     state_path = args.state or (config.state.path if config.state else None)
     fmt = Format(args.format) if args.format else Format.TABLE
-    if fmt in (Format.TABLE, Format.JSON, Format.SARIF) and state_path is None:
-        if verbose is not None:
-            verbose.start(config, args.targets, flags)
-        app = App(
-            config,
-            options,
-            progress=verbose.progress if verbose else progress if show_progress else None,
-            finished=finished if show_finished else None,
-            on_response=verbose.response if verbose else None,
-        )
-        code, line = _stream_audit_now(args, app, fmt, output, stdout)
+    if fmt in (Format.TABLE, Format.JSON, Format.SARIF):
+        streamed_store = open_state(state_path) if state_path else None
+        try:
+            if verbose is not None:
+                verbose.start(config, args.targets, flags)
+            app = App(
+                config,
+                options,
+                progress=verbose.progress if verbose else progress if show_progress else None,
+                finished=finished if show_finished else None,
+                store=streamed_store,
+                on_response=verbose.response if verbose else None,
+            )
+            code, line = _stream_audit_now(args, app, fmt, output, stdout, streamed_store)
+        finally:
+            if streamed_store is not None:
+                streamed_store.close()
         if show_progress:
             stderr.write("\r\033[K")
         if verbose is not None:
@@ -301,10 +308,15 @@ def _run_audit_now(
 
 
 def _stream_audit_now(
-    args: argparse.Namespace, app: App, fmt: Format, output: Path | None, stdout: TextIO
+    args: argparse.Namespace,
+    app: App,
+    fmt: Format,
+    output: Path | None,
+    stdout: TextIO,
+    store: Store | None,
 ) -> tuple[int, str]:
     """The table, JSON and SARIF fed target by target (auditor/streamed.py), holding no
-    report; the exit code and the summary line."""
+    report (with ``store``, recorded in it); the exit code and the summary line."""
     from auditor.coverage import summary_exit_code
     from auditor.formats.table import summary_text
     from auditor.streamed import report_file, stream_audit
@@ -319,6 +331,7 @@ def _stream_audit_now(
                 quiet=args.quiet,
                 color=terminal and "NO_COLOR" not in os.environ,
                 width=shutil.get_terminal_size().columns if terminal else None,
+                store=store,
             )
         return summary_exit_code(done.summary), summary_text(done.summary, done.notes)
 

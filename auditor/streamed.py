@@ -5,8 +5,9 @@ A run of 10^5 nodes must not hold them all (issue 12: 300 MB peak). The writers
 write what ``render`` would, target by target, and keep only counts; the run hands them each
 result through ``App.audit_into`` and holds none either. The table sorts and aligns, so it
 prints at the end, but its writer (:class:`~auditor.formats.table.TableWriter`) keeps only
-each target's rendered rows. The page needs every target at once, and a run recorded in the
-state store keeps its results, so those still collect the whole report.
+each target's rendered rows. With ``--state`` the run is recorded at the end (one transaction,
+as before) from each target's encoded result, kept as it is decided instead of the result
+(auditor/state/runs.py). The page needs every target at once and still collects the report.
 
 With ``-o FILE`` the report is written to a temporary file beside it and renamed into place
 at the end: an interrupted run never leaves half a report under the name a CI step reads.
@@ -21,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from auditor.app import App
 from auditor.coverage import Summary
@@ -31,6 +32,9 @@ from auditor.formats.json import JsonWriter
 from auditor.formats.sarif import SarifWriter
 from auditor.formats.table import TableWriter
 from auditor.model import ReportStart, TargetResult
+
+if TYPE_CHECKING:
+    from auditor.state.store import Store
 
 STREAMED = frozenset({Format.TABLE, Format.JSON, Format.SARIF})
 
@@ -67,9 +71,11 @@ async def stream_audit(
     quiet: bool = False,
     color: bool = False,
     width: int | None = None,
+    store: Store | None = None,
 ) -> StreamedRun:
     """Audit ``references`` (or the config) writing ``fmt`` to ``out`` as targets finish
-    (``quiet``, ``color`` and ``width`` are the table's)."""
+    (``quiet``, ``color`` and ``width`` are the table's); with ``store``, the run is recorded
+    in it (``audit now --state``)."""
     writer: JsonWriter | SarifWriter | TableWriter
     if fmt is Format.TABLE:
         writer = TableWriter(out, quiet=quiet, color=color, width=width)
@@ -80,7 +86,12 @@ async def stream_audit(
     else:
         raise ValueError(f"{fmt} is not a streamed format")
     sink = _Sink(writer)
-    await app.audit_into(references, sink)
+    if store is None:
+        await app.audit_into(references, sink)
+    else:
+        from auditor.state.runs import record_cli_stream  # SQLAlchemy only when asked for
+
+        await record_cli_stream(store, app, references, sink)
     summary = (
         writer.finish(datetime.now(UTC)) if isinstance(writer, SarifWriter) else writer.finish()
     )

@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-tags", type=int, default=MemoryShape().tags,
                         help="memory: tags of the generated layout (x (8 platforms + 2) nodes)")
     parser.add_argument("--formats", default="json,sarif,table",
-                        help="memory: report formats to measure, comma-separated")
+                        help="memory: report formats to measure, comma-separated; "
+                             "FORMAT+state records the run in a new state database")
     parser.add_argument("--keep", type=Path, default=None,
                         help="memory: directory to keep (and reuse) the generated layout in")
     parser.add_argument("--sample", type=int, default=8,

@@ -28,7 +28,8 @@ from pathlib import Path
 from auditor.layout.writer import encode_json, init_layout, write_blob
 from auditor.oci import mediatypes as mt
 
-AUDITOR = Path(sys.executable).with_name("auditor")
+# BENCH_AUDITOR: another build's binary (e.g. a wrapper over an older tree, for a "before").
+AUDITOR = Path(os.environ.get("BENCH_AUDITOR") or Path(sys.executable).with_name("auditor"))
 GOAL_MIB = 300.0
 _ATTESTATION = "application/vnd.in-toto+json"
 _NOTATION = "application/vnd.cncf.notary.signature"
@@ -181,11 +182,17 @@ def bench_memory(tmp: Path, shape: MemoryShape, formats: list[str]) -> list[Meas
         _run("baseline", ["audit", "now", "-c", str(one), "--format", "json"], work,
              work / "one.json")
     ]
-    for fmt in formats:
-        results.append(
-            _run(fmt, ["audit", "now", "-c", str(every), "--format", fmt], work,
-                 work / f"all.{fmt}")
-        )
+    for case in formats:
+        # "json+state": the same run recorded in a new state database (audit now --state).
+        fmt, _, state = case.partition("+")
+        args = ["audit", "now", "-c", str(every), "--format", fmt]
+        if state == "state":
+            database = work / f"{fmt}-state.db"
+            database.unlink(missing_ok=True)
+            args += ["--state", str(database)]
+        elif state:
+            raise SystemExit(f"memory: unknown case {case!r} (FORMAT or FORMAT+state)")
+        results.append(_run(case, args, work, work / f"all.{fmt}"))
     base = results[0]
     for m in results:
         print(f"  {m.label:9} {m.seconds:8.1f}s wall  peak RSS {m.peak_mib:7.1f}MiB  "

@@ -135,7 +135,58 @@ class StatusChange:
     run_id: int
 
 
-def run_result(targets: Sequence[TargetResult]) -> str:
+@dataclass(frozen=True, slots=True)
+class RecordedNode:
+    """One node's row in ``node_status``: all the store keeps of a verdict."""
+
+    digest: str
+    kind: str
+    platform: str | None
+    required: bool
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTarget:
+    """What :meth:`Store.finish_run` writes of one target, made as the target is decided: its
+    result already encoded (the compact JSON the store keeps) and its node rows. A run
+    recorded at the end keeps these instead of the results with their graphs and verdicts
+    (issue 12: 10^5 nodes in 300 MB)."""
+
+    reference: str
+    digest: str | None
+    status: TargetStatus
+    data: str
+    nodes: tuple[RecordedNode, ...]
+
+
+def recorded(target: TargetResult) -> RecordedTarget:
+    return RecordedTarget(
+        reference=target.reference,
+        digest=target.digest,
+        status=target.status,
+        data=json.dumps(encode_target(target), separators=(",", ":")),
+        nodes=tuple(
+            RecordedNode(
+                digest=v.node.digest,
+                kind=v.node.kind.value,
+                platform=str(v.node.platform) if v.node.platform else None,
+                required=v.required,
+                status=v.status.value,
+            )
+            for v in target.nodes
+        ),
+    )
+
+
+def _joined(records: Sequence[RecordedTarget]) -> str:
+    """The run's report: what ``json.dumps([encoded...], separators=(",", ":"))`` gives, made
+    from the encoded targets in one allocation."""
+    parts = [part for i, r in enumerate(records) for part in ("," if i else "[", r.data)]
+    return "".join([*parts, "]"]) if parts else "[]"
+
+
+def run_result(targets: Sequence[TargetResult | RecordedTarget]) -> str:
     """A run's one-word result: the worst target status (noncompliant beats error)."""
     statuses = {t.status for t in targets}
     if TargetStatus.NONCOMPLIANT in statuses:
@@ -317,7 +368,7 @@ class Store:
         self,
         run_id: int,
         source: str,
-        targets: Sequence[TargetResult],
+        targets: Sequence[TargetResult | RecordedTarget],
         *,
         replace_source: bool,
         keep_runs: int = 500,
@@ -327,9 +378,10 @@ class Store:
         target, node status changes (returned, oldest first, for alerting). With
         ``replace_source`` the run covered the whole source, so targets of that source it no
         longer saw (deleted tags) are dropped. Each target is filed under the source its
-        reference names (naming.source_key), whichever run audited it."""
+        reference names (naming.source_key), whichever run audited it. ``targets`` may be
+        results or what a streamed run kept of them (:class:`RecordedTarget`): the same rows."""
         finished = at or _now()
-        encoded = [encode_target(t) for t in targets]
+        records = [t if isinstance(t, RecordedTarget) else recorded(t) for t in targets]
         with self._transaction() as conn:
             started = conn.execute(
                 select(schema.runs.c.started_at).where(schema.runs.c.id == run_id)
@@ -348,10 +400,10 @@ class Store:
                     noncompliant=counts[TargetStatus.NONCOMPLIANT],
                     errors=counts[TargetStatus.ERROR],
                     duration_seconds=(finished - started).total_seconds(),
-                    report=json.dumps(encoded, separators=(",", ":")),
+                    report=_joined(records),
                 )
             )
-            references = [t.reference for t in targets]
+            references = [t.reference for t in records]
             if replace_source:
                 gone = conn.execute(
                     select(schema.target_results.c.reference).where(
@@ -362,7 +414,7 @@ class Store:
                 _delete_targets(conn, stale)
             _delete_targets(conn, references, nodes=False)
             changes: list[StatusChange] = []
-            for target, data in zip(targets, encoded, strict=True):
+            for target in records:
                 registry, repository, tag = target_labels(target.reference, source)
                 conn.execute(
                     schema.target_results.insert().values(
@@ -375,7 +427,7 @@ class Store:
                         status=target.status.value,
                         run_id=run_id,
                         audited_at=finished,
-                        result=json.dumps(data, separators=(",", ":")),
+                        result=target.data,
                     )
                 )
                 changes.extend(_record_nodes(conn, target, run_id, finished))
@@ -768,7 +820,7 @@ def _delete_targets(conn: Connection, references: Sequence[str], *, nodes: bool 
 
 
 def _record_nodes(
-    conn: Connection, target: TargetResult, run_id: int, when: datetime
+    conn: Connection, target: RecordedTarget, run_id: int, when: datetime
 ) -> list[StatusChange]:
     """Update the current status of each node; write and return what changed.
 
@@ -784,21 +836,20 @@ def _record_nodes(
     }
     changes: list[StatusChange] = []
     seen: set[str] = set()
-    for verdict in target.nodes:
-        node = verdict.node
+    for node in target.nodes:
         if node.digest in seen:
             continue
         seen.add(node.digest)
-        platform = str(node.platform) if node.platform else None
-        status = verdict.status.value
+        platform = node.platform
+        status = node.status
         before = current.get(node.digest)
         if before is not None and before.status == status:
-            if before.required != verdict.required:
+            if before.required != node.required:
                 conn.execute(
                     update(table)
                     .where(table.c.reference == target.reference,
                            table.c.node_digest == node.digest)
-                    .values(required=verdict.required)
+                    .values(required=node.required)
                 )
             continue
         if before is not None:
@@ -811,9 +862,9 @@ def _record_nodes(
             table.insert().values(
                 reference=target.reference,
                 node_digest=node.digest,
-                kind=node.kind.value,
+                kind=node.kind,
                 platform=platform,
-                required=verdict.required,
+                required=node.required,
                 status=status,
                 since=when,
                 run_id=run_id,
@@ -822,7 +873,7 @@ def _record_nodes(
         change = StatusChange(
             reference=target.reference,
             node_digest=node.digest,
-            kind=node.kind.value,
+            kind=node.kind,
             platform=platform,
             status=status,
             previous=before.status if before is not None else None,
