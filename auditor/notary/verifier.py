@@ -17,10 +17,12 @@ level enforces it, a warning when it only logs it, naming the store and the stat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from cryptography import x509
 
 from auditor.errors import AuditorError, ConfigError, VerificationError
 from auditor.model import Descriptor, SignatureResult, SignatureStatus
@@ -35,6 +37,7 @@ from auditor.notary.trustpolicy import (
     StoreType,
     TrustPolicy,
     TrustPolicyStatement,
+    TrustStoreRef,
     VerifyTimestamp,
     select_statement,
 )
@@ -246,17 +249,9 @@ class Verifier:
                 f"{store_type.value!r}, needed for signing scheme {envelope.signing_scheme.value}",
             )
         else:
-            try:
-                trusted = [cert for ref in refs for cert in self.trust_store.certificates(ref)]
-            except ConfigError as exc:
-                # notation: an inconclusive authenticity result, enforced or logged as the
-                # level says; the identity check is not reached.
-                run.fail(
-                    Validation.AUTHENTICITY,
-                    _store_failure(statement, exc),
-                    status=SignatureStatus.ERROR,
-                )
-                return
+            trusted = self._certificates(run, refs, Validation.AUTHENTICITY)
+            if trusted is None:
+                return  # the identity check is not reached, as in notation
             if chains.find_trust_anchor(envelope.certificate_chain, trusted) is None:
                 run.fail(Validation.AUTHENTICITY, chains.NO_TRUSTED_CERT)
             else:
@@ -264,6 +259,18 @@ class Verifier:
         mismatch = match_identities(statement.trusted_identities, envelope.certificate_chain[0])
         if mismatch is not None:
             run.fail(Validation.AUTHENTICITY, f"{mismatch} (trust policy {statement.name!r})")
+
+    def _certificates(
+        self, run: _Run, refs: Sequence[TrustStoreRef], validation: Validation
+    ) -> list[x509.Certificate] | None:
+        """The certificates of the statement's stores ``refs``, read now (only a statement that
+        applies needs them); None after failing ``validation`` when one cannot be loaded: in
+        notation an inconclusive result, enforced or logged as the level says."""
+        try:
+            return [cert for ref in refs for cert in self.trust_store.certificates(ref)]
+        except ConfigError as exc:
+            run.fail(validation, _store_failure(run.statement, exc), status=SignatureStatus.ERROR)
+            return None
 
     def _expiry(self, run: _Run, envelope: Envelope) -> None:
         if envelope.expiry is not None and self._now() >= envelope.expiry:
@@ -299,14 +306,8 @@ class Verifier:
             if (err := chains.check_valid_at(certs, now)) is not None:
                 run.fail(Validation.AUTHENTIC_TIMESTAMP, err)
             return
-        try:
-            roots = [cert for ref in tsa_refs for cert in self.trust_store.certificates(ref)]
-        except ConfigError as exc:
-            run.fail(
-                Validation.AUTHENTIC_TIMESTAMP,
-                _store_failure(statement, exc),
-                status=SignatureStatus.ERROR,
-            )
+        roots = self._certificates(run, tsa_refs, Validation.AUTHENTIC_TIMESTAMP)
+        if roots is None:
             return
         try:
             result = verify_timestamp(envelope, roots)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from auditor.registry.auth import AuthProvider
 from devkit.samples import SampleLayout, write_sample_layout
+from tests.support.receiver import free_port
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import (
     CliRun,
@@ -70,13 +70,6 @@ def _assert_one_line_usage_error(run: CliRun) -> str:
     return lines[0]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: nothing listens there now
-
-
 # -- usage and config errors: exit 2 ----------------------------------------------------------
 
 
@@ -106,7 +99,7 @@ def test_unset_password_env_names_the_key(
 
 
 def test_unreachable_registry_is_an_error_target_not_a_crash() -> None:
-    reference = f"127.0.0.1:{_free_port()}/team/app:v1"
+    reference = f"127.0.0.1:{free_port()}/team/app:v1"
     run = audit_json(reference)
     assert run.code == 3
     assert_report_lines(run)  # its one finished line, with the error, and nothing else

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import ssl
 import time
 import uuid
@@ -33,19 +32,13 @@ from tests.support.hostile import (
     hostile_server,
     manifest_bytes,
 )
+from tests.support.receiver import free_port
 from tests.support.registry_server import RunningRegistry, registry_server
 from tests.support.scenarios import CliRun, SignedSample, build_signed_sample, push
 from tests.support.tls import ServerPki, make_server_pki
 
 SECRET = "Flag-s3cret-pw-7731"
 SIGNED_QUERY = "storage-signature-s3cret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +283,7 @@ def test_flag_credentials_never_follow_a_redirect_to_another_origin(tmp_path: Pa
 
 
 def _unreachable() -> str:
-    return f"127.0.0.1:{_free_port()}/team/app:v1"
+    return f"127.0.0.1:{free_port()}/team/app:v1"
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,13 @@ caught before the audit runs, the summary on stderr, the table on the real regis
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.support.binary import run_auditor
+from tests.support.receiver import free_port
 from tests.support.registry_server import RunningRegistry
 from tests.support.scenarios import (
     SignedSample,
@@ -17,13 +17,6 @@ from tests.support.scenarios import (
     build_signed_sample,
     push,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +50,7 @@ def test_help_is_written_for_users(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["json", "sarif", "table", "html"])
 def test_dash_o_with_a_format_name_is_refused_with_a_hint(name: str, tmp_path: Path) -> None:
     # an unreachable target: had the audit run, the exit code would be 3, not 2
-    target = f"127.0.0.1:{_free_port()}/team/app:v1"
+    target = f"127.0.0.1:{free_port()}/team/app:v1"
     run = run_auditor(["audit", "now", target, "-o", name], cwd=tmp_path)
     assert run.code == 2
     assert run.stderr == (
@@ -83,7 +76,7 @@ def test_dash_o_dot_slash_name_writes_that_file(image: str, tmp_path: Path) -> N
 def test_unwritable_output_is_refused_before_the_audit(
     output: str, message: str, tmp_path: Path
 ) -> None:
-    target = f"127.0.0.1:{_free_port()}/team/app:v1"
+    target = f"127.0.0.1:{free_port()}/team/app:v1"
     run = run_auditor(["audit", "now", target, "-o", output], cwd=tmp_path)
     assert run.code == 2, run.stderr
     assert message in run.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.support.hostile import (
     hostile_server,
     manifest_bytes,
 )
+from tests.support.receiver import free_port
 from tests.support.registry_server import RunningRegistry, registry_server
 from tests.support.scenarios import build_signed_sample, push
 from tests.support.tls import make_server_pki
@@ -68,12 +68,6 @@ def _categories(root: Path, *targets: str) -> tuple[str, str, str]:
     return from_json, from_sarif, from_table
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     _write_config(tmp_path, {"limits": FAST})
@@ -81,7 +75,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_refused_connection_is_connect(root: Path) -> None:
-    target = f"127.0.0.1:{_free_port()}/team/app:1"
+    target = f"127.0.0.1:{free_port()}/team/app:1"
     assert _categories(root, target) == ("connect", "connect", "connect")
 
 
