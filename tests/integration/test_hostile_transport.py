@@ -530,10 +530,12 @@ def test_a_bug_is_exit_code_4_with_one_line(
     --debug asks for it."""
     from auditor import app
 
-    async def broken(self: object, references: object = ()) -> object:
+    async def broken(self: object, references: object = (), sink: object = None) -> object:
         raise ZeroDivisionError("secret-looking detail")
 
+    # Both ways a CLI audit reaches the App: collected (table, page, --state) and streamed.
     monkeypatch.setattr(app.App, "audit", broken)
+    monkeypatch.setattr(app.App, "audit_into", broken)
     started = time.monotonic()
     run = run_cli(["audit", "now", "127.0.0.1:9/app:v1"])
     assert run.code == 4
