@@ -232,21 +232,25 @@ def _run_audit_now(
         stderr.write(f"{finished_line(position, count, result)}\n")
         stderr.flush()
 
+    def make_app(store: Store | None) -> App:
+        """The run's one App, whichever way its report is made (streamed or collected)."""
+        if verbose is not None:
+            verbose.start(config, args.targets, flags)
+        return App(
+            config,
+            options,
+            progress=verbose.progress if verbose else progress if show_progress else None,
+            finished=finished if show_finished else None,
+            store=store,
+            on_response=verbose.response if verbose else None,
+        )
+
     state_path = args.state or (config.state.path if config.state else None)
     fmt = Format(args.format) if args.format else Format.TABLE
     if fmt in (Format.TABLE, Format.JSON, Format.SARIF):
         streamed_store = open_state(state_path) if state_path else None
         try:
-            if verbose is not None:
-                verbose.start(config, args.targets, flags)
-            app = App(
-                config,
-                options,
-                progress=verbose.progress if verbose else progress if show_progress else None,
-                finished=finished if show_finished else None,
-                store=streamed_store,
-                on_response=verbose.response if verbose else None,
-            )
+            app = make_app(streamed_store)
             code, line = _stream_audit_now(args, app, fmt, output, stdout, streamed_store)
         finally:
             if streamed_store is not None:
@@ -262,16 +266,7 @@ def _run_audit_now(
     async def run() -> AuditReport:
         store = open_state(state_path) if state_path else None
         try:
-            if verbose is not None:
-                verbose.start(config, args.targets, flags)
-            async with App(
-                config,
-                options,
-                progress=verbose.progress if verbose else progress if show_progress else None,
-                finished=finished if show_finished else None,
-                store=store,
-                on_response=verbose.response if verbose else None,
-            ) as app:
+            async with make_app(store) as app:
                 if store is None:
                     return await app.audit(args.targets)
                 return await record_cli_run(store, app, args.targets)
