@@ -72,8 +72,6 @@ runs = Table(
     Column("errors", Integer, nullable=False, default=0),
     Column("duration_seconds", Float),
     Column("message", Text),
-    # The run's target results (codec JSON list), for GET /audit/<id>.
-    Column("report", Text),
 )
 
 target_results = Table(
@@ -181,4 +179,18 @@ alert_outbox = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("last_error", String(512), nullable=True),
+)
+
+# -- revision 0004: a run's report per target -------------------------------------------------
+
+# The run's target results for GET /audit/<id>, one row per target in the order the run gave
+# them (codec JSON each). Until 0004 the whole list was one ``runs.report`` text: at 10^5 nodes
+# writing that one value took the joined string plus SQLite's copy of it (issue 12). A run
+# that finished (not ``running``/``abandoned``) has a report, possibly with no rows.
+run_targets = Table(
+    "run_targets",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("result", Text, nullable=False),
 )

@@ -91,7 +91,8 @@ class PendingAlert:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One audit run as stored (``report`` is loaded only by :meth:`Store.run`)."""
+    """One audit run as stored (``report`` is loaded only by :meth:`Store.run`, rebuilt from
+    the run's ``run_targets`` rows in their order)."""
 
     id: int
     source: str
@@ -187,19 +188,6 @@ def recorded(target: TargetResult) -> RecordedTarget:
     )
 
 
-def _joined(records: Sequence[RecordedTarget]) -> str:
-    """The run's report: what ``json.dumps([encoded...], separators=(",", ":"))`` gives, built
-    from the packed targets one at a time (the whole text exists once, plus its bytes while it
-    is decoded)."""
-    buffer = bytearray(b"[")
-    for i, record in enumerate(records):
-        if i:
-            buffer += b","
-        buffer += zlib.decompress(record.packed)
-    buffer += b"]"
-    return buffer.decode("utf-8")
-
-
 def run_result(targets: Sequence[TargetResult | RecordedTarget]) -> str:
     """A run's one-word result: the worst target status (noncompliant beats error)."""
     statuses = {t.status for t in targets}
@@ -213,7 +201,7 @@ def run_result(targets: Sequence[TargetResult | RecordedTarget]) -> str:
 # The newest migration (auditor/state/migrations/versions/): a database recorded at it needs no
 # Alembic at all. A new revision changes it; tests/unit/test_state_store.py checks it is
 # Alembic's head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def _recorded_revisions(conn: Connection) -> list[str]:
@@ -414,7 +402,6 @@ class Store:
                     noncompliant=counts[TargetStatus.NONCOMPLIANT],
                     errors=counts[TargetStatus.ERROR],
                     duration_seconds=(finished - started).total_seconds(),
-                    report=_joined(records),
                 )
             )
             references = [t.reference for t in records]
@@ -428,8 +415,14 @@ class Store:
                 _delete_targets(conn, stale)
             _delete_targets(conn, references, nodes=False)
             changes: list[StatusChange] = []
-            for target in records:
+            for position, target in enumerate(records):
                 registry, repository, tag = target_labels(target.reference, source)
+                data = target.data  # one target's JSON at a time, never the run's as one text
+                conn.execute(
+                    schema.run_targets.insert().values(
+                        run_id=run_id, position=position, result=data
+                    )
+                )
                 conn.execute(
                     schema.target_results.insert().values(
                         reference=target.reference,
@@ -441,7 +434,7 @@ class Store:
                         status=target.status.value,
                         run_id=run_id,
                         audited_at=finished,
-                        result=target.data,
+                        result=data,
                     )
                 )
                 changes.extend(_record_nodes(conn, target, run_id, finished))
@@ -473,17 +466,21 @@ class Store:
             ).mappings().first()
         if row is None:
             return None
-        report = None
-        if row["report"] is not None:
-            try:
-                report = tuple(decode_target(t) for t in json.loads(row["report"]))
-            except ValueError:
-                raise StateError(f"{self.where}: run {run_id} has a damaged report") from None
+        if row["result"] in _NO_REPORT:
+            return _run_record(row, None)
+        table = schema.run_targets
+        query = select(table.c.result).where(table.c.run_id == run_id).order_by(table.c.position)
+        with self._connect() as conn:
+            texts = conn.execute(query).scalars().all()
+        try:
+            report = tuple(decode_target(json.loads(text)) for text in texts)
+        except ValueError:
+            raise StateError(f"{self.where}: run {run_id} has a damaged report") from None
         return _run_record(row, report)
 
     def runs(self, *, limit: int = 50, source: str | None = None) -> list[RunRecord]:
         """The newest runs first (without their reports)."""
-        query = select(*[c for c in schema.runs.c if c.name != "report"])
+        query = select(schema.runs)
         if source is not None:
             query = query.where(schema.runs.c.source == source)
         query = query.order_by(schema.runs.c.id.desc()).limit(limit)
@@ -498,7 +495,7 @@ class Store:
             .group_by(schema.runs.c.source)
             .subquery()
         )
-        query = select(*[c for c in schema.runs.c if c.name != "report"]).join(
+        query = select(schema.runs).join(
             newest, schema.runs.c.id == newest.c.id
         )
         with self._connect() as conn:
@@ -923,7 +920,13 @@ def _prune_runs(conn: Connection, keep: int) -> None:
         select(schema.runs.c.id).order_by(schema.runs.c.id.desc()).offset(keep).limit(1)
     ).scalar_one_or_none()
     if cutoff is not None:
+        conn.execute(delete(schema.run_targets).where(schema.run_targets.c.run_id <= cutoff))
         conn.execute(delete(schema.runs).where(schema.runs.c.id <= cutoff))
+
+
+# A run in these states was never finished by finish_run: it has no report (GET /audit/<id>
+# says so), where a finished run's report may be empty.
+_NO_REPORT = frozenset({"running", "abandoned"})
 
 
 def _run_record(row: Any, report: tuple[TargetResult, ...] | None) -> RunRecord:

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from auditor.errors import StateError
-from auditor.model import TargetStatus, WaiverNote
+from auditor.model import TargetResult, TargetStatus, WaiverNote
 from auditor.state import schema
 from auditor.state.codec import decode_target, encode_target
 from auditor.state.store import HEAD_REVISION, MIGRATIONS, Store
@@ -39,6 +39,36 @@ def _upgrade(path: Path, revision: str) -> None:
         command.upgrade(config, revision)
         conn.commit()
     engine.dispose()
+
+
+def _write_previous_revision_run(
+    path: Path, targets: list[TargetResult] | None, result: str
+) -> int:
+    """A run as revisions 0001-0003 stored it: the whole report as one ``runs.report`` text
+    (compact JSON list, what their ``finish_run`` wrote; NULL for a run that never finished)
+    and the latest result per target in ``target_results``."""
+    at = "2026-11-30 01:00:00.000000"
+    report = (
+        None if targets is None
+        else json.dumps([encode_target(t) for t in targets], separators=(",", ":"))
+    )
+    with closing(sqlite3.connect(path)) as conn, conn:
+        run = conn.execute(
+            "INSERT INTO runs (source, trigger, started_at, finished_at, result, targets,"
+            " compliant, noncompliant, errors, duration_seconds, report)"
+            " VALUES (?, 'schedule', ?, ?, ?, ?, 0, 0, 0, 1.0, ?)",
+            (SOURCE, at, at, result, len(targets or ()), report),
+        ).lastrowid
+        assert run is not None
+        for t in targets or ():
+            conn.execute("DELETE FROM target_results WHERE reference = ?", (t.reference,))
+            conn.execute(
+                "INSERT INTO target_results VALUES (?, ?, '127.0.0.1:5000', 'team/app', ?, ?,"
+                " ?, ?, ?, ?)",
+                (t.reference, SOURCE, t.reference.rsplit(":", 1)[1], t.digest, t.status.value,
+                 run, at, json.dumps(encode_target(t), separators=(",", ":"))),
+            )
+    return run
 
 
 def test_codec_round_trip_is_lossless() -> None:
@@ -64,7 +94,7 @@ def test_codec_refuses_malformed_data(bad: object) -> None:
 
 def test_migrates_an_empty_database_to_every_table(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "a.db")
-    assert store.revision() == "0003"
+    assert store.revision() == HEAD_REVISION
     names = set(inspect(store.engine).get_table_names())
     assert set(schema.metadata.tables) <= names
     store.close()
@@ -92,18 +122,59 @@ def test_opening_a_database_at_the_head_needs_no_alembic(tmp_path: Path) -> None
 def test_migrates_the_previous_schema_keeping_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     _upgrade(path, "0001")
-    old = Store.open(path, migrate=False)
-    run = old.start_run(SOURCE, "schedule")
-    old.finish_run(run, SOURCE, [multiplatform(REF, signed_platforms=False)], replace_source=True)
-    assert "manifest_cache" not in inspect(old.engine).get_table_names()
-    old.close()
+    _write_previous_revision_run(path, [multiplatform(REF, signed_platforms=False)], "error")
+    assert "manifest_cache" not in inspect(create_engine(f"sqlite:///{path}")).get_table_names()
 
     store = Store.open(path)
-    assert store.revision() == "0003"
+    assert store.revision() == HEAD_REVISION
     assert [t.reference for t in store.latest_results()] == [REF]
     store.cache_manifest(SOURCE, "team/app", INDEX, "application/x", b"{}")
     assert store.cached_manifest(SOURCE, "team/app", INDEX) == ("application/x", b"{}")
     store.close()
+
+
+def test_0004_splits_each_runs_report_into_rows_the_report_is_rebuilt_from(
+    tmp_path: Path,
+) -> None:
+    """A database written at 0003 (one ``runs.report`` text per run) reads the same after the
+    upgrade: each finished run's report target by target in its order, an empty run's report
+    empty, an abandoned run's none; and the downgrade gives back the very texts."""
+    path = tmp_path / "0003.db"
+    _upgrade(path, "0003")
+    first = [multiplatform(REF, signed_platforms=False), unreachable(REF2)]
+    second = [unreachable(REF2), multiplatform(REF, signed_platforms=True)]
+    runs = [
+        _write_previous_revision_run(path, first, "noncompliant"),
+        _write_previous_revision_run(path, [], "error"),
+        _write_previous_revision_run(path, None, "abandoned"),
+        _write_previous_revision_run(path, second, "noncompliant"),
+    ]
+    with closing(sqlite3.connect(path)) as conn:
+        texts = conn.execute("SELECT id, report FROM runs ORDER BY id").fetchall()
+
+    store = Store.open(path)
+    assert store.revision() == HEAD_REVISION
+    reports = [store.run(r) for r in runs]
+    assert [r.report if r else "missing" for r in reports] == [
+        tuple(first), (), None, tuple(second)
+    ]
+    assert [r.id for r in store.runs()] == runs[::-1]
+    assert {t.reference: t.result for t in store.latest_results()} == {
+        REF: second[1], REF2: second[0]
+    }
+    assert "report" not in {c["name"] for c in inspect(store.engine).get_columns("runs")}
+    store.close()
+
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+        conn.commit()
+    engine.dispose()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT id, report FROM runs ORDER BY id").fetchall() == texts
 
 
 def test_refuses_a_database_from_a_newer_auditor(tmp_path: Path) -> None:
