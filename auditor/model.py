@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from auditor.errors import ErrorCategory
 
@@ -282,6 +283,18 @@ class RuleData:
     attestations: str = "ignore"
     formats: tuple[str, ...] | None = None
     name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The rule as JSON data: the one shape reports show and the state store keeps (its
+        codec reads it back)."""
+        return {
+            "scope": self.scope,
+            "require": self.require,
+            "platforms": None if self.platforms is None else list(self.platforms),
+            "attestations": self.attestations,
+            "formats": None if self.formats is None else list(self.formats),
+            "name": self.name,
+        }
 
 
 @dataclass(frozen=True)

@@ -88,16 +88,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
 
 
 def rule_dict(rule: RuleData | None) -> dict[str, Any] | None:
-    if rule is None:
-        return None
-    return {
-        "scope": rule.scope,
-        "require": rule.require,
-        "platforms": None if rule.platforms is None else list(rule.platforms),
-        "attestations": rule.attestations,
-        "formats": None if rule.formats is None else list(rule.formats),
-        "name": rule.name,
-    }
+    return None if rule is None else rule.as_dict()
 
 
 def target_dict(target: TargetResult) -> dict[str, Any]:

@@ -131,21 +131,8 @@ def encode_target(target: TargetResult) -> dict[str, Any]:
             for f in target.findings
         ],
         "nodes": [_node(n) for n in target.nodes],
-        "policy": _rule(target.policy),
+        "policy": None if target.policy is None else target.policy.as_dict(),
         "error_category": target.error_category.value if target.error_category else None,
-    }
-
-
-def _rule(value: RuleData | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return {
-        "scope": value.scope,
-        "require": value.require,
-        "platforms": None if value.platforms is None else list(value.platforms),
-        "attestations": value.attestations,
-        "formats": None if value.formats is None else list(value.formats),
-        "name": value.name,
     }
 
 
