@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from auditor.errors import AuditorError, StateError
+from auditor.listed import referrers_api_of
 from auditor.model import Descriptor, SignatureResult
 from auditor.oci import mediatypes as mt
 from auditor.oci.attachments import attachment_tag
@@ -59,8 +60,7 @@ class CachingSource:
     @property
     def referrers_api(self) -> bool | None:
         """What the registry behind said about the referrers API (auditor/listed.py)."""
-        known = getattr(self.inner, "referrers_api", None)
-        return known if isinstance(known, bool) else None
+        return referrers_api_of(self.inner)
 
     async def list_repositories(self) -> list[str]:
         return await self.inner.list_repositories()
