@@ -33,8 +33,9 @@ from devkit.testpki import make_pki
 REPOSITORY = "bench/reaudit"
 
 
-def kind_of(request: httpx.Request) -> str:
-    path = request.url.path
+def request_kind(method: str, path: str) -> str | None:
+    """What a registry request was for, by its path (None: none of the kinds the benchmarks
+    count apart); how both benchmarks label the requests they count."""
     if path.endswith("/tags/list"):
         return "tags list"
     if "/referrers/" in path:
@@ -44,11 +45,16 @@ def kind_of(request: httpx.Request) -> str:
     if "/manifests/" in path:
         ref = path.rsplit("/", 1)[1]
         if ref.startswith("sha256:"):
-            return f"{request.method} manifest by digest"
+            return f"{method} manifest by digest"
         if ref.startswith("sha256-"):
-            return f"{request.method} fallback tag"
-        return f"{request.method} manifest by tag"
-    return f"{request.method} {path}"
+            return f"{method} fallback tag"
+        return f"{method} manifest by tag"
+    return None
+
+
+def kind_of(request: httpx.Request) -> str:
+    path = request.url.path
+    return request_kind(request.method, path) or f"{request.method} {path}"
 
 
 @dataclass

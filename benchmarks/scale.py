@@ -39,6 +39,7 @@ from auditor.model import Descriptor, Platform
 from auditor.oci import mediatypes as mt
 from auditor.registry.client import RegistryClient
 from auditor.registry.push import push_layout
+from benchmarks.reaudit import request_kind
 from devkit.devregistry import local_registry
 from devkit.samples import OCI_CONFIG, OCI_LAYER_GZIP
 from devkit.signing import sign_in_layout
@@ -197,23 +198,11 @@ def _fastest(argv: list[str], log: Path, times: int = 3) -> Run:
 def _kind(line: str) -> str:
     request = line.split('"')[1]
     method, path = [*request.split(" "), "", ""][:2]
-    path = path.split("?")[0]
-    if path.endswith("/tags/list"):
-        return "tags list"
-    if "/referrers/" in path:
-        return "referrers API"
-    if "/blobs/" in path:
-        return "blob"
-    if "/manifests/" in path:
-        ref = path.rsplit("/", 1)[1]
-        if ref.startswith("sha256:"):
-            return f"{method} manifest by digest"
-        if ref.startswith("sha256-"):
-            return f"{method} fallback tag"
+    kind = request_kind(method, path.split("?")[0]) or f"{method} other"
+    if kind.endswith("manifest by tag") and line.split('"')[2].split()[:1] == ["304"]:
         # A 304 (If-None-Match: the tag still is what the last audit saw) carries no body.
-        status = line.split('"')[2].split()[:1]
-        return f"{method} manifest by tag{' (304)' if status == ['304'] else ''}"
-    return f"{method} other"
+        return f"{kind} (304)"
+    return kind
 
 
 def _verdicts(report: Path) -> dict[str, str]:
