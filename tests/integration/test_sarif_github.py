@@ -5,8 +5,6 @@ GitHub requirement (tests/support/github_sarif.py), with no runner path in it.""
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +15,18 @@ import yaml
 from tests.support import github_sarif
 from tests.support.binary import run_auditor
 from tests.support.registry_server import RunningRegistry
-from tests.support.scenarios import build_signed_sample, push
+from tests.support.scenarios import Checkout as Workspace
+from tests.support.scenarios import signed_checkout
 
 SCHEMA = json.loads(
     (Path(__file__).parent.parent / "data" / "sarif-2.1.0-schema.json").read_text("utf-8")
 )
 
 
-@dataclass(frozen=True)
-class Workspace:
-    root: Path
-    repository: str
-    registry: str
-
-
 @pytest.fixture(scope="module")
 def workspace(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A checkout with auditor.yaml, a trust policy and store, and a layout under build/."""
-    root = tmp_path_factory.mktemp("checkout")
-    signed = build_signed_sample(root / "build", name="sarif")
-    repository = f"sarif-{uuid.uuid4().hex[:8]}/app"
-    push(registry.host, signed.path, repository)
-    config = {
-        "registries": [{"url": f"http://{registry.host}", "repositories": [repository]}],
-        "layouts": [{"path": "./build/layout"}],
-        "trust": {"policy": "build/trustpolicy.oci.json", "store": "build/truststore"},
-    }
-    (root / "auditor.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return Workspace(root, repository, registry.host)
+    return signed_checkout(registry.host, tmp_path_factory.mktemp("checkout"), "sarif")
 
 
 def _audit_sarif(ws: Workspace, *extra: str) -> tuple[int, dict[str, Any], str]:

@@ -5,7 +5,6 @@ and the real registry."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,12 @@ import yaml
 
 from tests.support.binary import run_auditor
 from tests.support.registry_server import RunningRegistry
-from tests.support.scenarios import build_signed_sample, push
+from tests.support.scenarios import signed_checkout
 
 
 @pytest.fixture(scope="module")
 def workspace(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("streamed")
-    signed = build_signed_sample(root / "build", name="streamed")
-    repository = f"streamed-{uuid.uuid4().hex[:8]}/app"
-    push(registry.host, signed.path, repository)
-    config = {
-        "registries": [{"url": f"http://{registry.host}", "repositories": [repository]}],
-        "layouts": [{"path": "./build/layout"}],
-        "trust": {"policy": "build/trustpolicy.oci.json", "store": "build/truststore"},
-    }
-    (root / "auditor.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return root
+    return signed_checkout(registry.host, tmp_path_factory.mktemp("streamed"), "streamed").root
 
 
 def _without_times(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from auditor.cli import main
 from auditor.oci import mediatypes as mt
@@ -378,3 +380,28 @@ def matches_abbreviated(digest: str, written: str) -> bool:
         if written.endswith("...")
         else (digest == written)
     )
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A CI checkout: auditor.yaml naming a pushed signed sample and its layout under build/."""
+
+    root: Path
+    repository: str
+    registry: str
+
+
+def signed_checkout(registry: str, root: Path, name: str) -> Checkout:
+    """``root`` as a repository checkout whose auditor.yaml audits a freshly pushed signed
+    sample (repository ``NAME-<random>/app`` on ``registry``) and its layout, with relative
+    trust paths as a committed config would have them."""
+    signed = build_signed_sample(root / "build", name=name)
+    repository = f"{name}-{uuid.uuid4().hex[:8]}/app"
+    push(registry, signed.path, repository)
+    config = {
+        "registries": [{"url": f"http://{registry}", "repositories": [repository]}],
+        "layouts": [{"path": "./build/layout"}],
+        "trust": {"policy": "build/trustpolicy.oci.json", "store": "build/truststore"},
+    }
+    (root / "auditor.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return Checkout(root, repository, registry)
